@@ -1,0 +1,1 @@
+"""Imaging core, segmenters and the Label Studio ML backend of scrAiber."""

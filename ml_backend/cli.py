@@ -1,0 +1,81 @@
+"""The ``scraiber`` command line.
+
+Commands live in the room they belong to and are found through entry point groups
+in ``pyproject.toml`` (``scraiber.commands`` for top-level commands and
+``scraiber.bench`` for benchmarks). They are imported only when invoked, so
+``scraiber --help`` stays fast and this module never imports a room that depends
+on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib.metadata import entry_points
+
+import click
+
+from ml_backend.settings import Settings
+
+
+class EntryPointGroup(click.Group):
+    """A click group whose subcommands are entry points, loaded lazily.
+
+    Errors a user can fix (``ValueError``, ``OSError``, ``KeyError``) end in one line on
+    stderr and exit code 1; ``--debug`` shows the traceback instead.
+    """
+
+    def __init__(self, *args, entry_point_group: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.entry_point_group = entry_point_group
+
+    def _entry_points(self) -> dict:
+        return {ep.name: ep for ep in entry_points(group=self.entry_point_group)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102 - click API
+        return sorted(set(super().list_commands(ctx)) | set(self._entry_points()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:  # noqa: D102
+        command = super().get_command(ctx, name)
+        if command is None and name in (found := self._entry_points()):
+            command = found[name].load()
+        return command
+
+    def invoke(self, ctx: click.Context):  # noqa: D102 - click API
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except (ValueError, KeyError, OSError) as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            click.echo(f"scraiber: error: {message}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=EntryPointGroup, entry_point_group="scraiber.commands")
+@click.option("--verbose", "-v", is_flag=True, help="Log progress details.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
+    """scrAiber: pre-annotations and active learning for BSE images of thin sections."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+
+
+@main.group(cls=EntryPointGroup, entry_point_group="scraiber.bench")
+def bench() -> None:
+    """Benchmarks that print speed and memory figures."""
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    """The settings object of this invocation, built once from the environment.
+
+    Tests may put a ready ``Settings`` into ``obj["settings"]`` of the root context.
+    """
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "settings" not in root.obj:
+        root.obj["settings"] = Settings()
+    return root.obj["settings"]
