@@ -176,7 +176,9 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     if len(enabled) >= IGNORE_INDEX:
         raise ValueError(f"{source}: at most {IGNORE_INDEX - 1} enabled minerals fit a uint8 mask")
     seen: dict[str, str] = {}
-    for mineral in enabled:
+    for position, mineral in enumerate(enabled):
+        if any(_key(mineral.name) == _key(other.name) for other in enabled[:position]):
+            raise ValueError(f"{source}: mineral name {mineral.name!r} is used twice")
         for key in {_key(label) for label in (mineral.name, *mineral.synonyms)}:
             owner = seen.setdefault(key, mineral.name)
             if owner != mineral.name:
