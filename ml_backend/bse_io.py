@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from dataclasses import dataclass
@@ -66,8 +67,6 @@ def read_bse(path: str | Path, pixel_size_um: float | None = None, max_pixels: i
             not an image, too large, unsupported layout).
     """
     path = Path(path)
-    if pixel_size_um is not None and not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
-        raise BSEReadError(f"{path}: pixel size must be a positive number of micrometres, got {pixel_size_um}")
     try:
         with path.open("rb") as handle:
             head = handle.read(8)
@@ -77,12 +76,26 @@ def read_bse(path: str | Path, pixel_size_um: float | None = None, max_pixels: i
         raise BSEReadError(f"{path}: is a directory, not an image file") from None
     except OSError as exc:
         raise BSEReadError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    return _decode(path, head, lambda: path, lambda: path.read_bytes(), pixel_size_um, max_pixels)
+
+
+def decode_bse(data: bytes, name: str, pixel_size_um: float | None = None, max_pixels: int = 2**30) -> BSEImage:
+    """Decode a BSE image held in memory (e.g. downloaded from Label Studio or S3).
+
+    Same behaviour and errors as :func:`read_bse`; ``name`` is used in messages.
+    """
+    return _decode(Path(name), data[:8], lambda: io.BytesIO(data), lambda: data, pixel_size_um, max_pixels)
+
+
+def _decode(path, head, tiff_source, png_bytes, pixel_size_um, max_pixels) -> BSEImage:
+    if pixel_size_um is not None and not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
+        raise BSEReadError(f"{path}: pixel size must be a positive number of micrometres, got {pixel_size_um}")
     if not head:
         raise BSEReadError(f"{path}: file is empty")
     if head[:4] in _TIFF_MAGIC:
-        pixels, meta_size, source = _read_tiff(path, max_pixels)
+        pixels, meta_size, source = _read_tiff(path, tiff_source(), max_pixels)
     elif head == _PNG_MAGIC:
-        pixels, meta_size, source = _read_png(path, max_pixels), None, "unknown"
+        pixels, meta_size, source = _read_png(path, png_bytes(), max_pixels), None, "unknown"
     else:
         raise BSEReadError(f"{path}: not a TIFF or PNG image (unknown file signature {head[:4]!r})")
     if meta_size is None and pixel_size_um is not None:
@@ -103,9 +116,9 @@ def _check_size(path: Path, shape: tuple[int, ...], max_pixels: int) -> None:
         )
 
 
-def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, float | None, PixelSizeSource]:
+def _read_tiff(path: Path, source, max_pixels: int) -> tuple[np.ndarray, float | None, PixelSizeSource]:
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(source) as tif:
             if not tif.series:
                 raise BSEReadError(f"{path}: TIFF holds no image")
             series = tif.series[0]
@@ -147,8 +160,7 @@ def tiff_pixel_size_um(tif: tifffile.TiffFile) -> tuple[float | None, PixelSizeS
     return None, "unknown"
 
 
-def _read_png(path: Path, max_pixels: int) -> np.ndarray:
-    data = path.read_bytes()
+def _read_png(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
     if len(data) < 33:
         raise BSEReadError(f"{path}: truncated PNG (only {len(data)} bytes)")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     allowed_local_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, validation_alias=_env("SCRAIBER_ALLOWED_LOCAL_ROOTS")
     )
+    local_files_document_root: Path | None = Field(None, validation_alias=_env("LOCAL_FILES_DOCUMENT_ROOT"))
     allowed_buckets: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("SCRAIBER_ALLOWED_BUCKETS")
     )

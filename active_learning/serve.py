@@ -1,0 +1,142 @@
+"""Composition root of the backend: settings in, WSGI app and HTTP server out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from active_learning.event_log import DONE, FAILED, IGNORED, PENDING, PROCESSING, EventLog
+from label_config import Catalogue, load_catalogue
+from ml_backend.adapter import BackendServices
+from ml_backend.app import create_app
+from ml_backend.image_source import ImageSource
+from ml_backend.label_studio import LabelStudioClient
+from ml_backend.predictor import Predictor
+from ml_backend.segmenters import Segmenter, create_segmenter
+from ml_backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def image_source(settings: Settings) -> ImageSource:
+    """Where task images may come from, as configured."""
+    client = None
+    if settings.label_studio_api_key is not None:
+        client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value())
+    return ImageSource(
+        label_studio=client,
+        s3_client=(lambda: s3_client(settings)) if settings.allowed_buckets else None,
+        allowed_buckets=frozenset(settings.allowed_buckets),
+        allowed_local_roots=tuple(settings.allowed_local_roots),
+        local_files_root=settings.local_files_document_root,
+        max_pixels=settings.max_image_pixels,
+    )
+
+
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client with the configured endpoint and credentials."""
+    import boto3
+
+    secret = settings.aws_secret_access_key.get_secret_value() if settings.aws_secret_access_key else None
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=secret,
+        region_name=settings.aws_region,
+    )
+
+
+class SegmenterProvider:
+    """The segmenter to serve now, built lazily once per process."""
+
+    def __init__(self, factory: Callable[[], Segmenter]) -> None:
+        self._factory = factory
+        self._segmenter: Segmenter | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Segmenter:
+        with self._lock:
+            if self._segmenter is None:
+                self._segmenter = self._factory()
+            return self._segmenter
+
+
+def status_counters(events: EventLog, provider: Callable[[], Segmenter]) -> Callable[[], dict[str, Any]]:
+    """The ``GET /status`` view's data, read from the durable stores."""
+
+    def status() -> dict[str, Any]:
+        counts = events.counts()
+        return {
+            "model_version": provider().version,
+            "events_received": sum(counts.values()),
+            "events_processed": counts[DONE] + counts[IGNORED],
+            "events_failed": counts[FAILED],
+            "queue_depth": counts[PENDING] + counts[PROCESSING],
+            "implicit_labels": 0,
+            "training_runs": 0,
+        }
+
+    return status
+
+
+def build_services(settings: Settings, catalogue: Catalogue | None = None) -> BackendServices:
+    """Everything the web app needs, built from the settings."""
+    catalogue = catalogue or load_catalogue(settings.catalogue)
+    provider = SegmenterProvider(lambda: create_segmenter("unsupervised", catalogue))
+    events = EventLog.from_url(settings.resolved_event_log_url)
+    predictor = Predictor(catalogue=catalogue, segmenter=provider, images=image_source(settings))
+    return BackendServices(predictor=predictor, events=events, status=status_counters(events, provider))
+
+
+def basic_auth(settings: Settings) -> tuple[str, str] | None:
+    """The (user, password) the backend requires, or None in the local demo.
+
+    Raises:
+        ValueError: if basic auth is not configured outside the local demo.
+    """
+    if settings.basic_auth_user is not None and settings.basic_auth_pass is not None:
+        return settings.basic_auth_user, settings.basic_auth_pass.get_secret_value()
+    if settings.auth_required:
+        raise ValueError(
+            "the backend needs basic auth outside the local demo: set SCRAIBER_BASIC_AUTH_USER and "
+            "SCRAIBER_BASIC_AUTH_PASS (and the same in Label Studio's model settings), or SCRAIBER_DEMO=true"
+        )
+    return None
+
+
+def build_app(settings: Settings) -> Flask:
+    """The backend's WSGI app for ``settings``.
+
+    Raises:
+        ValueError: if basic auth is missing outside the local demo.
+    """
+    auth = basic_auth(settings)
+    model_dir = Path(settings.data_dir, "backend")
+    return create_app(build_services(settings), auth, settings.max_request_bytes, str(model_dir))
+
+
+def serve(settings: Settings) -> None:
+    """Run the backend with gunicorn (``settings.web_workers`` processes) until stopped."""
+    from gunicorn.app.base import BaseApplication
+
+    basic_auth(settings)  # fail fast, before any worker starts
+
+    class _Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.web_workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("timeout", 600)
+            self.cfg.set("limit_request_line", 8190)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Flask:
+            return build_app(settings)
+
+    _Gunicorn().run()

@@ -1,0 +1,121 @@
+"""Pre-annotations for Label Studio tasks: plain Python, no web framework.
+
+The label-studio-ml adapter (``ml_backend.adapter``) only translates HTTP shapes into a
+call of :meth:`Predictor.predict`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from label_config import Catalogue
+from ml_backend.brush import mask_to_rle
+from ml_backend.bse_io import BSEReadError
+from ml_backend.image_source import ImageSource, ImageSourceError
+from ml_backend.label_map import ControlTarget, LabelConfigError, control_target
+from ml_backend.segmenters.base import Segmenter
+from ml_backend.uncertainty import task_score
+
+log = logging.getLogger(__name__)
+
+#: Everything that makes one task fail without failing the others.
+TASK_ERRORS = (ImageSourceError, BSEReadError, LabelConfigError)
+
+
+@dataclass
+class Predictor:
+    """Turns tasks into BrushLabels predictions with the current segmenter.
+
+    Attributes:
+        catalogue: The mineral catalogue the segmenter predicts.
+        segmenter: Returns the segmenter to use now (it may change when a new model is promoted).
+        images: Where task images are fetched from.
+        score: Task score from class probabilities (default: mean normalised entropy).
+    """
+
+    catalogue: Catalogue
+    segmenter: Callable[[], Segmenter]
+    images: ImageSource
+    score: Callable[[np.ndarray], float] = task_score
+
+    @property
+    def model_version(self) -> str:
+        """Version of the segmenter in use; Label Studio re-asks when it changes."""
+        return self.segmenter().version
+
+    def predict(self, tasks: list[dict[str, Any]], label_config: str) -> list[dict[str, Any]]:
+        """One prediction per task, in order; a task that fails gets ``{"error": ...}`` instead.
+
+        Label Studio stores each dict that has a ``result`` and skips (and logs) the others.
+        """
+        segmenter = self.segmenter()
+        try:
+            target = control_target(label_config, self.catalogue)
+        except LabelConfigError as exc:
+            return [self._error(task, exc, segmenter.version) for task in tasks]
+        predictions = []
+        for task in tasks:
+            try:
+                predictions.append(self._predict_task(task, target, segmenter))
+            except TASK_ERRORS as exc:
+                predictions.append(self._error(task, exc, segmenter.version))
+        return predictions
+
+    def _predict_task(self, task: dict[str, Any], target: ControlTarget, segmenter: Segmenter) -> dict[str, Any]:
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict) or target.value_key not in data:
+            raise ImageSourceError(f"task has no data.{target.value_key} holding the image URL")
+        image = self.images.fetch(data[target.value_key], pixel_size_um=_pixel_size(data))
+        probs = segmenter.predict_proba(image.pixels)
+        return {
+            "result": brush_results(probs, target),
+            "score": self.score(probs),
+            "model_version": segmenter.version,
+        }
+
+    @staticmethod
+    def _error(task: Any, exc: Exception, version: str) -> dict[str, Any]:
+        task_id = task.get("id") if isinstance(task, dict) else None
+        log.warning("task %s: no prediction: %s", task_id, exc)
+        return {"error": f"task {task_id}: {exc}", "model_version": version}
+
+
+def brush_results(probs: np.ndarray, target: ControlTarget) -> list[dict[str, Any]]:
+    """One brushlabels region per class present, restricted to the classes the config has.
+
+    Each region's ``score`` is the mean probability of its class over its pixels.
+    """
+    _, height, width = probs.shape
+    allowed = np.array(sorted(target.labels))
+    labels = allowed[np.argmax(probs[allowed], axis=0)]
+    results = []
+    for index in np.unique(labels):
+        mask = labels == index
+        results.append(
+            {
+                "id": f"{target.from_name}-{index}",
+                "from_name": target.from_name,
+                "to_name": target.to_name,
+                "type": "brushlabels",
+                "origin": "prediction",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+                "score": float(probs[index][mask].mean()),
+                "value": {"format": "rle", "rle": mask_to_rle(mask), "brushlabels": [target.labels[int(index)]]},
+            }
+        )
+    return results
+
+
+def _pixel_size(data: dict[str, Any]) -> float | None:
+    value = data.get("pixel_size_um")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
