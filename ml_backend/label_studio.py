@@ -1,0 +1,608 @@
+"""A small typed client for the Label Studio REST API (verified against Label Studio 1.23.2).
+
+Two kinds of API key are accepted, told apart by their shape:
+
+* a legacy token (40 hex characters, "Access Token" in Label Studio) is sent as
+  ``Authorization: Token KEY``. Label Studio 1.23 refuses it with 401 unless legacy
+  tokens are enabled for the organisation (``POST /api/jwt/settings``, see
+  :meth:`LabelStudioLogin.update_jwt_settings`);
+* a Personal Access Token (a JWT refresh token, three dot-separated base64url parts)
+  is exchanged at ``POST /api/token/refresh/`` for an access token that is sent as
+  ``Authorization: Bearer ACCESS``. Access tokens live 5 minutes; on a 401 the client
+  exchanges once more and repeats the request once.
+
+Every method returns the parsed JSON of the answer and raises :class:`LabelStudioError`
+(with the HTTP status) when Label Studio says no; messages never contain the key. GET
+requests are retried on connection errors, nothing else is. One client per thread.
+
+:class:`LabelStudioLogin` is the cookie session of a user who logged in through the login
+form (what a browser does): it can change the organisation's token settings and create
+Personal Access Tokens, which API keys cannot always do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
+
+import requests
+
+_GET_ATTEMPTS = 3
+_UPLOAD_BATCH_FILES = 50  # Label Studio accepts at most 100 files per request (DATA_UPLOAD_MAX_NUMBER_FILES)
+_UPLOAD_BATCH_BYTES = 200 * 2**20  # and 250 MiB per request (DATA_UPLOAD_MAX_MEMORY_SIZE)
+_MAX_REDIRECTS = 3
+_PAGE_SIZE = 100
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+
+
+class LabelStudioError(RuntimeError):
+    """Label Studio answered with an error status, or could not be reached.
+
+    Attributes:
+        status_code: The HTTP status, or None when no answer came.
+        method: HTTP method of the failed request.
+        path: Path of the failed request (without host).
+    """
+
+    def __init__(self, message: str, status_code: int | None = None, method: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+
+
+def is_personal_access_token(key: str) -> bool:
+    """True when ``key`` has the shape of a JWT (a Personal Access Token), not a legacy token."""
+    parts = key.split(".")
+    if len(parts) != 3 or not all(_B64URL.match(part) for part in parts):
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _error_detail(response: requests.Response) -> str:
+    """A short readable reason from a Label Studio error answer."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())
+        return text[:300] or response.reason or "no details"
+    if not isinstance(body, dict):
+        return json.dumps(body)[:300]
+    detail = str(body.get("detail") or body.get("message") or body.get("error") or "")
+    errors = body.get("validation_errors")
+    if errors:
+        detail = f"{detail}: {json.dumps(errors)[:500]}" if detail else json.dumps(errors)[:500]
+    return detail or json.dumps(body)[:300]
+
+
+def _error_hint(status: int, detail: str, scheme: str) -> str:
+    if status == 401 and "legacy token authentication has been disabled" in detail:
+        return (
+            " (legacy tokens are off for this organisation: enable them under Organization > API Tokens Settings"
+            " or use a Personal Access Token)"
+        )
+    if status == 401:
+        return f" (check the API key; it was sent as '{scheme}' authorization)"
+    return ""
+
+
+def _batches(paths: Sequence[Path]) -> Iterator[list[Path]]:
+    batch: list[Path] = []
+    size = 0
+    for path in paths:
+        length = path.stat().st_size
+        if batch and (len(batch) >= _UPLOAD_BATCH_FILES or size + length > _UPLOAD_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += length
+    if batch:
+        yield batch
+
+
+class LabelStudioClient:
+    """Label Studio REST API over ``requests``, authenticated with a legacy token or a PAT.
+
+    Args:
+        url: Base URL of Label Studio, e.g. ``http://127.0.0.1:8080``.
+        api_key: Legacy token or Personal Access Token (told apart by shape).
+        timeout: Seconds for connecting and for each read.
+    """
+
+    def __init__(self, url: str, api_key: str, timeout: float = 30) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"Label Studio URL must be http(s)://host[:port], got {url!r}")
+        if not api_key or not api_key.strip():
+            raise ValueError("a Label Studio API key is required (legacy token or Personal Access Token)")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._key = api_key.strip()
+        self._pat = is_personal_access_token(self._key)
+        self._access: str | None = None
+        self._session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"LabelStudioClient({self.url!r}, auth={self.auth_scheme!r})"
+
+    @property
+    def auth_scheme(self) -> str:
+        """``'Bearer'`` for a Personal Access Token, ``'Token'`` for a legacy token."""
+        return "Bearer" if self._pat else "Token"
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> "LabelStudioClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- users and projects ------------------------------------------------------------
+
+    def whoami(self) -> dict:
+        """The user the key belongs to (``GET /api/current-user/whoami``)."""
+        return self._json("GET", "/api/current-user/whoami")
+
+    def create_project(self, title: str, label_config: str, **extra: Any) -> dict:
+        """Create a project (``POST /api/projects/``); ``title`` needs 3 or more characters.
+
+        Args:
+            title: Project title.
+            label_config: Labelling configuration XML.
+            **extra: Other project fields (``description``, ``sampling``, ``show_collab_predictions``...).
+        """
+        return self._json("POST", "/api/projects/", json_body={"title": title, "label_config": label_config, **extra})
+
+    def get_project(self, project_id: int) -> dict:
+        """One project (``GET /api/projects/ID/``)."""
+        return self._json("GET", f"/api/projects/{int(project_id)}/")
+
+    def update_project(self, project_id: int, **fields: Any) -> dict:
+        """Change project fields (``PATCH /api/projects/ID/``); returns the updated project."""
+        return self._json("PATCH", f"/api/projects/{int(project_id)}/", json_body=fields)
+
+    def list_projects(self) -> list[dict]:
+        """All projects the user can see, every page (``GET /api/projects/``)."""
+        return list(self._project_pages({}))
+
+    def find_project_by_title(self, title: str) -> dict | None:
+        """The first project whose title equals ``title`` exactly, or None."""
+        for project in self._project_pages({"title": title}):
+            if project.get("title") == title:
+                return project
+        return None
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
+        """Create tasks from JSON (``POST /api/projects/ID/import``); returns their ids in order.
+
+        Each task is ``{"data": {...}}`` and may carry ``predictions``/``annotations``.
+        """
+        if not tasks:
+            return []
+        answer = self._json(
+            "POST", f"/api/projects/{int(project_id)}/import", params={"return_task_ids": "true"}, json_body=tasks
+        )
+        return [int(task_id) for task_id in answer.get("task_ids", [])]
+
+    def upload_files(self, project_id: int, paths: Iterable[str | Path]) -> list[int]:
+        """Upload image files as new tasks, the way the Label Studio UI does.
+
+        Multipart ``POST /api/projects/ID/import`` (in batches of at most 50 files /
+        200 MiB). Label Studio stores each file under ``/data/upload/ID/...`` and makes
+        one task per file whose data points at it.
+
+        Returns:
+            The created task ids, in the order of ``paths``.
+        """
+        files = [Path(path) for path in paths]
+        for path in files:
+            if not path.is_file():
+                raise FileNotFoundError(f"cannot upload {path}: not a file")
+        task_ids: list[int] = []
+        for batch in _batches(files):
+
+            def multipart(stack: ExitStack, batch: list[Path] = batch) -> list[tuple[str, tuple[str, Any]]]:
+                return [(f"file{i}", (path.name, stack.enter_context(path.open("rb")))) for i, path in enumerate(batch)]
+
+            answer = self._json(
+                "POST", f"/api/projects/{int(project_id)}/import", params={"return_task_ids": "true"}, files=multipart
+            )
+            task_ids.extend(int(task_id) for task_id in answer.get("task_ids", []))
+        return task_ids
+
+    def list_tasks(self, project_id: int) -> list[dict]:
+        """All tasks of a project, every page (``GET /api/tasks/?project=ID``)."""
+        tasks: list[dict] = []
+        page = 1
+        while True:
+            answer = self._json(
+                "GET", "/api/tasks/", params={"project": int(project_id), "page": page, "page_size": _PAGE_SIZE}
+            )
+            batch = answer.get("tasks", [])
+            tasks.extend(batch)
+            if not batch or len(tasks) >= int(answer.get("total", 0)):
+                return tasks
+            page += 1
+
+    def get_task(self, task_id: int) -> dict:
+        """One task with its data (``GET /api/tasks/ID/``)."""
+        return self._json("GET", f"/api/tasks/{int(task_id)}/")
+
+    # -- predictions and annotations -----------------------------------------------------
+
+    def task_predictions(self, task_id: int) -> list[dict]:
+        """Predictions stored for a task (``GET /api/predictions/?task=ID``)."""
+        return self._json("GET", "/api/predictions/", params={"task": int(task_id)})
+
+    def create_prediction(self, task_id: int, result: list[dict], score: float, model_version: str) -> dict:
+        """Store a prediction for a task (``POST /api/predictions/``)."""
+        body = {"task": int(task_id), "result": result, "score": float(score), "model_version": model_version}
+        return self._json("POST", "/api/predictions/", json_body=body)
+
+    def annotations(self, task_id: int) -> list[dict]:
+        """Annotations of a task (``GET /api/tasks/ID/annotations/``)."""
+        return self._json("GET", f"/api/tasks/{int(task_id)}/annotations/")
+
+    def get_annotation(self, annotation_id: int) -> dict:
+        """One annotation (``GET /api/annotations/ID/``)."""
+        return self._json("GET", f"/api/annotations/{int(annotation_id)}/")
+
+    def create_annotation(
+        self, task_id: int, result: list[dict], lead_time: float | None = None, was_cancelled: bool = False, **extra: Any
+    ) -> dict:
+        """Submit an annotation as the key's user (``POST /api/tasks/ID/annotations/``).
+
+        Args:
+            task_id: The task.
+            result: Regions in Label Studio format.
+            lead_time: Seconds the annotator spent, if known.
+            was_cancelled: True for a skipped task.
+            **extra: Other annotation fields (``parent_prediction``, ``ground_truth``...).
+        """
+        body: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled, **extra}
+        if lead_time is not None:
+            body["lead_time"] = float(lead_time)
+        return self._json("POST", f"/api/tasks/{int(task_id)}/annotations/", json_body=body)
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        """Delete an annotation (``DELETE /api/annotations/ID/``)."""
+        self._json("DELETE", f"/api/annotations/{int(annotation_id)}/")
+
+    # -- ML backends ---------------------------------------------------------------------
+
+    def connect_ml_backend(
+        self,
+        project_id: int,
+        url: str,
+        title: str,
+        is_interactive: bool = False,
+        basic_auth: tuple[str, str] | None = None,
+    ) -> dict:
+        """Connect an ML backend to a project (``POST /api/ml/``).
+
+        Label Studio checks the backend's ``/health`` and ``/setup`` first. A backend on
+        loopback or a private network needs ``ML_BLOCK_LOCAL_IP=false`` in Label Studio's
+        environment, otherwise this fails with 403/400.
+
+        Args:
+            project_id: The project.
+            url: Backend URL as Label Studio (not this client) reaches it.
+            title: Name shown in the project settings.
+            is_interactive: Enable interactive pre-annotations (smart tools).
+            basic_auth: ``(user, password)`` when the backend requires HTTP basic auth.
+        """
+        body: dict[str, Any] = {"url": url, "project": int(project_id), "title": title, "is_interactive": is_interactive}
+        if basic_auth is not None:
+            user, password = basic_auth
+            body.update(auth_method="BASIC_AUTH", basic_auth_user=user, basic_auth_pass=password)
+        return self._json("POST", "/api/ml/", json_body=body)
+
+    def list_ml_backends(self, project_id: int) -> list[dict]:
+        """ML backends connected to a project (``GET /api/ml/?project=ID``)."""
+        return self._json("GET", "/api/ml/", params={"project": int(project_id)})
+
+    def retrieve_predictions(self, project_id: int) -> dict:
+        """Ask the connected backend for predictions on all tasks of a project.
+
+        ``POST /api/dm/actions/?id=retrieve_tasks_predictions&project=ID`` with all items
+        selected; Label Studio skips tasks that already have a prediction of the backend's
+        current ``model_version``. Returns Label Studio's answer, e.g.
+        ``{"processed_items": 3, "detail": "Retrieved 3 predictions"}``.
+        """
+        return self._json(
+            "POST",
+            "/api/dm/actions/",
+            params={"id": "retrieve_tasks_predictions", "project": int(project_id)},
+            json_body={"selectedItems": {"all": True}},
+        )
+
+    # -- files ---------------------------------------------------------------------------
+
+    def resolve_url(self, url_or_path: str) -> str:
+        """The absolute URL of a Label Studio path or URL, refusing anything off this host.
+
+        Raises:
+            ValueError: ``url_or_path`` is on another scheme, host or port than the client's
+                base URL, carries user info, or contains a ``..`` segment (also
+                percent-encoded); the message names the URL.
+        """
+        if not isinstance(url_or_path, str) or not url_or_path.strip():
+            raise ValueError(f"not a Label Studio URL or path: {url_or_path!r}")
+        absolute = urljoin(self.url + "/", url_or_path.strip())
+        parts = urlsplit(absolute)
+        if _origin(absolute) != _origin(self.url):
+            raise ValueError(f"refusing to fetch {url_or_path!r}: only URLs on Label Studio at {self.url} are allowed")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"refusing to fetch {url_or_path!r}: URLs with user info are not allowed")
+        segments = [parts.path] + [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+        for segment in segments:
+            for _ in range(3):  # undo double percent-encoding too
+                segment = unquote(segment)
+            if ".." in PurePosixPath(segment.replace("\\", "/")).parts:
+                raise ValueError(f"refusing to fetch {url_or_path!r}: '..' path traversal is not allowed")
+        return absolute
+
+    def download(self, url_or_path: str, max_bytes: int) -> bytes:
+        """Fetch a file from Label Studio with this client's authorization.
+
+        ``url_or_path`` is a task data value such as ``/data/upload/3/abc.png`` or an
+        absolute URL on the same scheme, host and port as the client (the SSRF guard, see
+        :meth:`resolve_url`). Redirects are followed only on that same origin.
+
+        Args:
+            url_or_path: Label Studio path or same-origin URL.
+            max_bytes: Largest accepted size; the download stops once it is exceeded.
+
+        Raises:
+            ValueError: The URL is refused or the file is larger than ``max_bytes``.
+            LabelStudioError: Label Studio answered with an error status (401: bad key).
+        """
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        url = self.resolve_url(url_or_path)
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = self._request("GET", url, stream=True, allow_redirects=False)
+            with response:
+                if not response.is_redirect:
+                    return self._read_limited(response, url_or_path, max_bytes)
+                url = self.resolve_url(urljoin(url, response.headers["Location"]))
+        raise LabelStudioError(f"too many redirects fetching {url_or_path!r}", None, "GET", urlsplit(url).path)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @staticmethod
+    def _read_limited(response: requests.Response, what: str, max_bytes: int) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise ValueError(f"{what} is {int(declared)} bytes, more than the limit of {max_bytes}")
+        chunks: list[bytes] = []
+        received = 0
+        for chunk in response.iter_content(chunk_size=1 << 16):
+            received += len(chunk)
+            if received > max_bytes:
+                raise ValueError(f"{what} is more than the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _project_pages(self, params: dict) -> Iterator[dict]:
+        page = 1
+        while True:
+            answer = self._json("GET", "/api/projects/", params={**params, "page": page, "page_size": _PAGE_SIZE})
+            yield from answer.get("results", [])
+            if not answer.get("next"):
+                return
+            page += 1
+
+    def _authorization(self) -> str:
+        if not self._pat:
+            return f"Token {self._key}"
+        if self._access is None:
+            self._access = self._exchange_pat()
+        return f"Bearer {self._access}"
+
+    def _exchange_pat(self) -> str:
+        """An access token for the Personal Access Token (``POST /api/token/refresh/``)."""
+        path = "/api/token/refresh/"
+        try:
+            response = self._session.post(self.url + path, json={"refresh": self._key}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise LabelStudioError(f"cannot reach Label Studio at {self.url}: {exc}", None, "POST", path) from exc
+        if response.status_code != 200:
+            raise LabelStudioError(
+                f"Label Studio refused the Personal Access Token at POST {path} "
+                f"(HTTP {response.status_code}: {_error_detail(response)}); create a new one under Account & Settings",
+                response.status_code,
+                "POST",
+                path,
+            )
+        return str(response.json()["access"])
+
+    def _request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict | None = None,
+        json_body: Any = None,
+        files: Callable[[ExitStack], list] | None = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+    ) -> requests.Response:
+        """Send one request; checked answer (2xx/3xx) or :class:`LabelStudioError`.
+
+        GETs are retried on connection errors; with a PAT a 401 triggers one new token
+        exchange and one repeat. ``files`` builds the multipart body anew per attempt.
+        """
+        url = path_or_url if "://" in path_or_url else self.url + path_or_url
+        path = urlsplit(url).path
+        attempts = _GET_ATTEMPTS if method == "GET" else 1
+        attempt = 0
+        refreshed = False
+        while True:
+            with ExitStack() as stack:
+                try:
+                    response = self._session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=json_body,
+                        files=files(stack) if files is not None else None,
+                        headers={"Authorization": self._authorization()},
+                        timeout=self.timeout,
+                        stream=stream,
+                        allow_redirects=allow_redirects,
+                    )
+                except requests.ConnectionError as exc:
+                    attempt += 1
+                    if attempt < attempts:
+                        time.sleep(0.5 * 2 ** (attempt - 1))
+                        continue
+                    raise LabelStudioError(
+                        f"cannot reach Label Studio at {self.url} ({method} {path}): {exc}", None, method, path
+                    ) from exc
+                except requests.RequestException as exc:
+                    raise LabelStudioError(
+                        f"request to Label Studio failed ({method} {path}): {exc}", None, method, path
+                    ) from exc
+            if response.status_code == 401 and self._pat and not refreshed:
+                response.close()
+                self._access = None
+                refreshed = True
+                continue
+            if response.status_code >= 400:
+                detail = _error_detail(response)
+                response.close()
+                message = (
+                    f"Label Studio {method} {path} failed with HTTP {response.status_code}: {detail}"
+                    f"{_error_hint(response.status_code, detail, self.auth_scheme)}"
+                )
+                raise LabelStudioError(message.replace(self._key, "***"), response.status_code, method, path)
+            return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise LabelStudioError(
+                f"Label Studio {method} {path} answered with something that is not JSON: {response.text[:200]!r}",
+                response.status_code,
+                method,
+                path,
+            ) from exc
+
+
+class LabelStudioLogin:
+    """A user's cookie session, logged in through the login form like a browser.
+
+    Args:
+        url: Base URL of Label Studio.
+        email: The user's e-mail (Label Studio's user name).
+        password: The user's password.
+        timeout: Seconds per request.
+
+    Raises:
+        LabelStudioError: The login form refused the e-mail or password.
+    """
+
+    def __init__(self, url: str, email: str, password: str, timeout: float = 30) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        login = self.url + "/user/login/"
+        try:
+            self.session.get(login, timeout=timeout).raise_for_status()
+            response = self.session.post(
+                login,
+                data={"email": email, "password": password, "csrfmiddlewaretoken": self.session.cookies.get("csrftoken", "")},
+                headers={"Referer": login},
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise LabelStudioError(f"cannot log in to Label Studio at {self.url}: {exc}", None, "POST", "/user/login/") from exc
+        if response.status_code != 302 or "sessionid" not in self.session.cookies:
+            raise LabelStudioError(
+                f"Label Studio login as {email} failed (HTTP {response.status_code}); check the e-mail and password",
+                response.status_code,
+                "POST",
+                "/user/login/",
+            )
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
+
+    def __enter__(self) -> "LabelStudioLogin":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def cookies(self) -> dict[str, str]:
+        """The session cookies (``sessionid``, ``csrftoken``), e.g. for a browser."""
+        return dict(self.session.cookies.items())
+
+    def jwt_settings(self) -> dict:
+        """The organisation's token settings (``GET /api/jwt/settings``)."""
+        return self._call("GET", "/api/jwt/settings")
+
+    def update_jwt_settings(self, legacy_api_tokens_enabled: bool = True, api_tokens_enabled: bool = True) -> dict:
+        """Enable or disable legacy tokens and PATs for the organisation (``POST /api/jwt/settings``)."""
+        body = {"legacy_api_tokens_enabled": legacy_api_tokens_enabled, "api_tokens_enabled": api_tokens_enabled}
+        return self._call("POST", "/api/jwt/settings", body)
+
+    def legacy_token(self) -> str:
+        """The user's legacy API token (``GET /api/current-user/token``)."""
+        return str(self._call("GET", "/api/current-user/token")["token"])
+
+    def create_personal_access_token(self) -> str:
+        """Create a Personal Access Token for the user (``POST /api/token/``).
+
+        Label Studio allows one valid PAT per user: existing ones are revoked first
+        (``POST /api/token/blacklist/``), so earlier PATs of this user stop working.
+        """
+        for token in self._call("GET", "/api/token/"):
+            self._call("POST", "/api/token/blacklist/", {"refresh": token["token"]})
+        return str(self._call("POST", "/api/token/")["token"])
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"X-CSRFToken": self.session.cookies.get("csrftoken", ""), "Referer": self.url + "/"}
+        try:
+            response = self.session.request(method, self.url + path, json=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise LabelStudioError(f"cannot reach Label Studio at {self.url}: {exc}", None, method, path) from exc
+        if response.status_code >= 400:
+            raise LabelStudioError(
+                f"Label Studio {method} {path} failed with HTTP {response.status_code}: {_error_detail(response)}",
+                response.status_code,
+                method,
+                path,
+            )
+        return response.json() if response.content else None
