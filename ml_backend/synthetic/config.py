@@ -63,7 +63,7 @@ class SynthConfig:
     zoning_width_um: Range = (10.0, 60.0)
     clinopyroxene_eta_jitter: float = 0.01
     # cracks (epoxy-filled)
-    olivine_cracks_per_mm: Range = (2.0, 10.0)
+    olivine_cracks_per_mm: Range = (4.0, 20.0)
     other_cracks_per_mm: Range = (0.0, 2.0)
     section_cracks: Range = (0.0, 3.0)
     crack_width_um: Range = (0.5, 3.0)
@@ -73,7 +73,7 @@ class SynthConfig:
     microlite_aspect: Range = (3.0, 10.0)
     microlite_alignment: Range = (0.0, 4.0)
     pyroxene_speck_fraction: Range = (0.03, 0.12)
-    oxide_speck_fraction: Range = (0.0, 0.03)
+    oxide_speck_fraction: Range = (0.0, 0.012)
     speck_size_um: Range = (1.5, 6.0)
     # detector
     blur: bool = True
@@ -85,7 +85,7 @@ class SynthConfig:
     dose_electrons: Range = (3000.0, 40000.0)
     read_noise_dn: Range = (20.0, 300.0)
     gain_dn: Range = (150000.0, 260000.0)
-    offset_dn: Range = (-12000.0, 2000.0)
+    offset_dn: Range = (-9000.0, 2000.0)
 
     def __post_init__(self) -> None:
         for spec in fields(self):

@@ -86,6 +86,7 @@ class _Painter:
         self.crystals: list[Crystal] = []
         self.footprints: dict[int, shapes.Footprint] = {}
         self.eta: np.ndarray | None = None
+        self.painted: dict[str, int] = {}  # visible px painted per phase (before later overlaps)
 
     def mineral_eta(self, role: str) -> float:
         return self.catalogue.classes[self.roles[role]].eta
@@ -141,6 +142,7 @@ class _Painter:
     def paint_crystal(self, fp: shapes.Footprint, role: str, values: np.ndarray, crystal: Crystal) -> None:
         canvas, local = fp.clipped(self.shape)
         visible = fp.mask[local]
+        self.painted[role] = self.painted.get(role, 0) + int(visible.sum())
         self.classes[canvas][visible] = self.roles[role]
         self.instances[canvas][visible] = crystal.id
         self.eta[canvas][visible] = values[local][visible]
@@ -182,72 +184,82 @@ class _Painter:
         return zoning, float(np.clip(core, lo, hi)), float(np.clip(rim, lo, hi))
 
     # --- crystals ------------------------------------------------------------------
-    def crystals_plan(self, rng: np.random.Generator) -> list[tuple[str, float]]:
-        """(role, size in µm) of every crystal to try, biggest first, oxides last."""
-        c = self.config
-        field_um = min(self.shape) * self.px * c.max_crystal_fraction_of_field
-        area_um2 = self.shape[0] * self.shape[1] * self.px**2
-        specs = (
-            ("Olivine", c.olivine_fraction, c.olivine_size_um),
-            ("Clinopyroxene", c.clinopyroxene_fraction, c.clinopyroxene_size_um),
-            ("Plagioclase", c.plagioclase_fraction, c.plagioclase_length_um),
-            ("Fe-Ti oxide", c.oxide_fraction, c.oxide_size_um),
-        )
-        plan: list[tuple[str, float]] = []
-        oxides: list[tuple[str, float]] = []
-        for role, fraction, size in specs:
-            target = rng.uniform(*fraction) * area_um2
-            if role not in self.roles or target <= 0:
-                continue
-            bounds = (min(size[0], field_um), min(size[1], field_um))
-            if bounds[0] * bounds[1] <= 0:
-                continue
-            total = 0.0
-            while total < target:
-                d = float(log_uniform(rng, bounds))
-                total += d * d / 5.0 if role == "Plagioclase" else np.pi * d * d / 4.0
-                (oxides if role == "Fe-Ti oxide" else plan).append((role, d))
-        plan.sort(key=lambda item: -item[1])
-        return plan + oxides
+    def _sizes(self, rng: np.random.Generator, role: str, target_um2: float, bounds: tuple[float, float]) -> list[float]:
+        """Log-uniform sizes (µm) whose areas add up to the target; none overshoots it by much."""
+        per_d2 = 0.2 if role == "Plagioclase" else np.pi / 4.0  # area / size^2 (laths: aspect ~5)
+        sizes, total = [], 0.0
+        while total < target_um2:
+            cap = np.sqrt(1.5 * (target_um2 - total) / per_d2)
+            d = float(log_uniform(rng, (bounds[0], min(bounds[1], cap)))) if cap > bounds[0] else bounds[0]
+            sizes.append(d)
+            total += per_d2 * d * d
+        return sizes
 
     def add_crystals(self, rng: np.random.Generator) -> None:
+        """Draw each phase's modal abundance, place the crystals (biggest first, oxides last)
+        and top up phases that border clipping and overlap left short."""
         c = self.config
-        for role, size_um in self.crystals_plan(rng):
-            d_px = size_um / self.px
-            if role == "Olivine":
-                outline = shapes.olivine_outline(rng, d_px, rng.uniform(*c.olivine_aspect), int(rng.integers(0, 4)))
-            elif role == "Clinopyroxene":
-                outline = shapes.prism_outline(rng, d_px, rng.uniform(*c.clinopyroxene_aspect))
-            elif role == "Plagioclase":
-                outline = shapes.lath_outline(rng, d_px, rng.uniform(*c.plagioclase_aspect))
-            else:
-                outline = shapes.oxide_outline(rng, d_px)
-            inclusion = (
-                role == "Fe-Ti oxide"
-                and rng.random() < c.oxide_inclusion_probability
-                and any(k.role in ("Olivine", "Clinopyroxene") for k in self.crystals)
-            )
-            placed = self.place(rng, outline, inclusion)
-            if placed is None:
-                continue
-            fp, host = placed
-            diameter_um = float(np.sqrt(4.0 * fp.mask.sum() / np.pi) * self.px)
-            crystal = Crystal(len(self.crystals) + 1, self.roles[role], role, "unzoned", "", np.nan, np.nan, diameter_um,
-                              self.population(diameter_um), host)
-            solution = self.catalogue.classes[self.roles[role]].solid_solution
-            if role in ("Olivine", "Plagioclase") and solution is not None:
-                zoning, core, rim = self.draw_composition(rng, role)
-                values, true_core = self.zoned_values(fp, solution, core, rim, rng.uniform(*c.zoning_width_um))
-                crystal.zoning, crystal.variable, crystal.core, crystal.rim = zoning, solution.variable, true_core, rim
-            else:
-                eta = self.mineral_eta(role)
-                if role == "Clinopyroxene":
-                    eta *= 1.0 + float(np.clip(rng.normal(0.0, c.clinopyroxene_eta_jitter), -0.05, 0.05))
-                values = np.full(fp.mask.shape, eta, np.float32)
-            self.paint_crystal(fp, role, values, crystal)
+        field_um = min(self.shape) * self.px * c.max_crystal_fraction_of_field
+        specs = {
+            "Olivine": (c.olivine_fraction, c.olivine_size_um),
+            "Clinopyroxene": (c.clinopyroxene_fraction, c.clinopyroxene_size_um),
+            "Plagioclase": (c.plagioclase_fraction, c.plagioclase_length_um),
+            "Fe-Ti oxide": (c.oxide_fraction, c.oxide_size_um),
+        }
+        targets, bounds = {}, {}
+        for role, (fraction, size) in specs.items():
+            targets[role] = rng.uniform(*fraction) * self.shape[0] * self.shape[1] * self.px**2
+            bounds[role] = (min(size[0], field_um), min(size[1], field_um))
+        roles = [r for r in specs if r in self.roles and targets[r] > 0 and bounds[r][0] > 0]
+        for top_up in (False, True):
+            for group in ([r for r in roles if r != "Fe-Ti oxide"], [r for r in roles if r == "Fe-Ti oxide"]):
+                plan = []
+                for role in group:
+                    missing = targets[role] - self.painted.get(role, 0) * self.px**2 if top_up else targets[role]
+                    if missing > (0.1 * targets[role] if top_up else 0.0):
+                        plan += [(role, d) for d in self._sizes(rng, role, missing, bounds[role])]
+                for role, size_um in sorted(plan, key=lambda item: -item[1]):
+                    self.add_crystal(rng, role, size_um)
+
+    def add_crystal(self, rng: np.random.Generator, role: str, size_um: float) -> None:
+        """Shape, place, zone and paint one crystal (skipped when no place is found)."""
+        c = self.config
+        d_px = size_um / self.px
+        if role == "Olivine":
+            outline = shapes.olivine_outline(rng, d_px, rng.uniform(*c.olivine_aspect), int(rng.choice((0, 1, 1, 2))))
+        elif role == "Clinopyroxene":
+            outline = shapes.prism_outline(rng, d_px, rng.uniform(*c.clinopyroxene_aspect))
+        elif role == "Plagioclase":
+            outline = shapes.lath_outline(rng, d_px, rng.uniform(*c.plagioclase_aspect))
+        else:
+            outline = shapes.oxide_outline(rng, d_px)
+        inclusion = (
+            role == "Fe-Ti oxide"
+            and rng.random() < c.oxide_inclusion_probability
+            and any(k.role in ("Olivine", "Clinopyroxene") for k in self.crystals)
+        )
+        placed = self.place(rng, outline, inclusion)
+        if placed is None:
+            return
+        fp, host = placed
+        diameter_um = float(np.sqrt(4.0 * fp.mask.sum() / np.pi) * self.px)
+        crystal = Crystal(len(self.crystals) + 1, self.roles[role], role, "unzoned", "", np.nan, np.nan, diameter_um,
+                          self.population(diameter_um), host)  # fmt: skip
+        solution = self.catalogue.classes[self.roles[role]].solid_solution
+        if role in ("Olivine", "Plagioclase") and solution is not None:
+            zoning, core, rim = self.draw_composition(rng, role)
+            values, true_core = self.zoned_values(fp, solution, core, rim, rng.uniform(*c.zoning_width_um))
+            crystal.zoning, crystal.variable, crystal.core, crystal.rim = zoning, solution.variable, true_core, rim
+        else:
+            eta = self.mineral_eta(role)
+            if role == "Clinopyroxene":
+                eta *= 1.0 + float(np.clip(rng.normal(0.0, c.clinopyroxene_eta_jitter), -0.05, 0.05))
+            values = np.full(fp.mask.shape, eta, np.float32)
+        self.paint_crystal(fp, role, values, crystal)
 
     # --- vesicles and cracks -------------------------------------------------------
     def add_vesicles(self, rng: np.random.Generator) -> None:
+        """Epoxy-filled vesicles in the groundmass; they may touch crystals but rarely cover them."""
         c = self.config
         target = rng.uniform(*c.vesicle_fraction) * self.shape[0] * self.shape[1]
         bounds = tuple(min(s / self.px, min(self.shape) * c.max_crystal_fraction_of_field) for s in c.vesicle_size_um)
@@ -255,17 +267,29 @@ class _Painter:
         epoxy, groundmass = self.roles["Epoxy"], self.roles["Groundmass"]
         eta_epoxy = self.mineral_eta("Epoxy")
         while total < target and bounds[1] > 0:
-            d = float(log_uniform(rng, bounds))
+            cap = np.sqrt(1.5 * (target - total) * 4.0 / np.pi)
+            d = float(log_uniform(rng, (bounds[0], min(bounds[1], cap)))) if cap > bounds[0] else bounds[0]
             total += np.pi * d * d / 4.0
             outline = shapes.blob_outline(rng, d, rng.uniform(0.0, 0.35))
-            fp = shapes.rasterise(outline, tuple(rng.uniform((0.0, 0.0), self.shape)))
-            window = fp.clipped(self.shape)
-            if window is None:
-                continue
-            canvas, local = window
-            hit = fp.mask[local] & (self.classes[canvas] == groundmass)
-            self.classes[canvas][hit] = epoxy
-            self.eta[canvas][hit] = eta_epoxy
+            base = shapes.rasterise(outline, (0.0, 0.0))
+            # crystals may reach into a vesicle's margin, never float in its middle
+            core = shapes.rasterise(0.75 * outline, (0.0, 0.0))
+            for _ in range(_ATTEMPTS):
+                centre = rng.uniform((0.0, 0.0), self.shape)
+                fp = shapes.Footprint(base.mask, base.row + int(centre[0]), base.col + int(centre[1]))
+                window = fp.clipped(self.shape)
+                if window is None:
+                    continue
+                canvas, local = window
+                inside = fp.mask[local]
+                middle = shapes.Footprint(core.mask, core.row + int(centre[0]), core.col + int(centre[1])).clipped(self.shape)
+                if middle is not None and np.count_nonzero(self.instances[middle[0]][core.mask[middle[1]]]):
+                    continue
+                if np.count_nonzero(self.instances[canvas][inside]) <= 0.15 * max(int(inside.sum()), 1):
+                    hit = inside & (self.classes[canvas] == groundmass)
+                    self.classes[canvas][hit] = epoxy
+                    self.eta[canvas][hit] = eta_epoxy
+                    break
 
     def add_cracks(self, rng: np.random.Generator) -> int:
         """Draw cracks inside crystals and across the section; returns how many were drawn."""

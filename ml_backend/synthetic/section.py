@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,11 @@ class SyntheticSection:
     class_names: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=1)
+def _default_catalogue() -> Catalogue:
+    return load_catalogue()  # parsing the formulas takes ~60 ms: once per process, not per section
+
+
 def _shape_of(size: int | tuple[int, int]) -> tuple[int, int]:
     dims = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if len(dims) != 2 or not all(isinstance(d, (int, np.integer)) for d in dims):
@@ -68,22 +74,20 @@ def crystal_table(instances: np.ndarray, crystals: list[Crystal], catalogue: Cat
         (renumbered instance map, table with one row per id).
     """
     n = len(crystals)
-    flat = instances.ravel()
-    area = np.bincount(flat, minlength=n + 1)
+    area = np.bincount(instances.ravel(), minlength=n + 1)
     alive = np.nonzero(area[1:])[0] + 1
     if len(alive) < n:
         lut = np.zeros(n + 1, np.int32)
         lut[alive] = np.arange(1, len(alive) + 1, dtype=np.int32)
         instances = lut[instances]
-        flat = instances.ravel()
     new_id = {int(old): k + 1 for k, old in enumerate(alive)}
-    width = instances.shape[1]
+    m = len(alive) + 1
+    flat = instances.ravel()
     inside = np.flatnonzero(flat)
     ids = flat[inside]
-    m = len(alive) + 1
     counts = np.bincount(ids, minlength=m).astype(float)
-    rows = np.bincount(ids, weights=inside // width, minlength=m)
-    cols = np.bincount(ids, weights=inside % width, minlength=m)
+    rows = np.bincount(ids, weights=inside // instances.shape[1], minlength=m)
+    cols = np.bincount(ids, weights=inside % instances.shape[1], minlength=m)
     border = np.zeros(m, bool)
     border[np.concatenate((instances[0], instances[-1], instances[:, 0], instances[:, -1]))] = True
     records = []
@@ -132,7 +136,7 @@ def generate_section(
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     config = config or SynthConfig()
-    catalogue = catalogue or load_catalogue()
+    catalogue = catalogue or _default_catalogue()
     rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(len(_STREAMS)))))
     pixel_size = float(rngs["acquisition"].uniform(*config.pixel_size_um))
     params = detector_params(config, rngs["acquisition"])

@@ -25,9 +25,10 @@ NO_CRACKS = {"olivine_cracks_per_mm": (0.0, 0.0), "other_cracks_per_mm": (0.0, 0
 def _olivine_config(weights: tuple[float, float, float]) -> SynthConfig:
     return SynthConfig.ideal(
         olivine_zoning_weights=weights,
-        olivine_fraction=(0.25, 0.25),
-        olivine_size_um=(150.0, 250.0),
-        zoning_width_um=(25.0, 25.0),
+        pixel_size_um=(1.0, 1.0),
+        olivine_fraction=(0.3, 0.3),
+        olivine_size_um=(50.0, 90.0),
+        zoning_width_um=(15.0, 15.0),
         oxide_inclusion_probability=0.0,
         **NO_CRACKS,
     )
