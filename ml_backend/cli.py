@@ -15,14 +15,19 @@ from importlib.metadata import entry_points
 
 import click
 
+from ml_backend.label_studio import LabelStudioError
+from ml_backend.processes import ProcessError
 from ml_backend.settings import Settings
+
+#: Errors a user can act on: printed as one line, exit code 1.
+USER_ERRORS = (ValueError, KeyError, OSError, ProcessError, LabelStudioError)
 
 
 class EntryPointGroup(click.Group):
     """A click group whose subcommands are entry points, loaded lazily.
 
-    Errors a user can fix (``ValueError``, ``OSError``, ``KeyError``) end in one line on
-    stderr and exit code 1; ``--debug`` shows the traceback instead.
+    Errors a user can fix (:data:`USER_ERRORS`) end in one line on stderr and exit
+    code 1; ``--debug`` shows the traceback instead.
     """
 
     def __init__(self, *args, entry_point_group: str, **kwargs) -> None:
@@ -46,7 +51,7 @@ class EntryPointGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except (ValueError, KeyError, OSError) as exc:
+        except USER_ERRORS as exc:
             if ctx.find_root().params.get("debug"):
                 raise
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
