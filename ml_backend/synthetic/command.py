@@ -30,10 +30,19 @@ def _writable_dir(out: Path) -> Path:
 @click.option("--n", "count", type=int, default=1, show_default=True, help="Number of sections.")
 @click.option("--size", type=int, default=1024, show_default=True, help=f"Side length in px ({MIN_SIZE}-{MAX_SIZE}).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first section (then seed+1, ...).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="TOML/JSON overrides of SynthConfig ranges.")
-@click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path), help="Your own catalogue TOML (default: settings).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML/JSON overrides of SynthConfig ranges.",
+)
+@click.option(
+    "--catalogue", type=click.Path(dir_okay=False, path_type=Path), help="Your own catalogue TOML (default: settings)."
+)
 @click.pass_context
-def synth_command(ctx: click.Context, out: Path, count: int, size: int, seed: int, config_path: Path | None, catalogue: Path | None) -> None:
+def synth_command(
+    ctx: click.Context, out: Path, count: int, size: int, seed: int, config_path: Path | None, catalogue: Path | None
+) -> None:
     """Write synthetic BSE thin sections (image, class mask, crystal instances, crystal table)."""
     if count < 1:
         raise ValueError(f"--n must be at least 1, got {count}")

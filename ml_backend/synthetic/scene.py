@@ -107,7 +107,9 @@ class _Painter:
             return tuple(centre + dist * np.array((np.sin(direction), np.cos(direction))))
         return tuple(rng.uniform((0.0, 0.0), self.shape))
 
-    def place(self, rng: np.random.Generator, outline: np.ndarray, inclusion: bool = False) -> tuple[shapes.Footprint, int] | None:
+    def place(
+        self, rng: np.random.Generator, outline: np.ndarray, inclusion: bool = False
+    ) -> tuple[shapes.Footprint, int] | None:
         """Find a position with little overlap; returns the footprint and host id (inclusions)."""
         radius = float(np.abs(outline).max())
         base = shapes.rasterise(outline, (0.0, 0.0))
@@ -360,7 +362,9 @@ def build_scene(
         return catalogue.classes[roles.get(role, roles[fallback])].eta
 
     plag = catalogue.classes[roles["Plagioclase"]].solid_solution if "Plagioclase" in roles else None
-    plag_eta = plag.eta_at(float(rngs["groundmass"].uniform(plag.range[0], 0.5 * sum(plag.range)))) if plag else eta_of("Plagioclase")
+    plag_eta = (
+        plag.eta_at(float(rngs["groundmass"].uniform(plag.range[0], 0.5 * sum(plag.range)))) if plag else eta_of("Plagioclase")
+    )
     etas = GroundmassEtas(eta_of("Groundmass"), plag_eta, eta_of("Clinopyroxene"), eta_of("Fe-Ti oxide"), eta_of("Epoxy"))
     painter.eta, realised = paint_groundmass(shape, pixel_size_um, etas, config, rngs["groundmass"])
     painter.add_crystals(rngs["crystals"])

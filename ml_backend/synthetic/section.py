@@ -67,7 +67,9 @@ def _shape_of(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(dims[0]), int(dims[1])
 
 
-def crystal_table(instances: np.ndarray, crystals: list[Crystal], catalogue: Catalogue, pixel_size_um: float) -> tuple[np.ndarray, pd.DataFrame]:
+def crystal_table(
+    instances: np.ndarray, crystals: list[Crystal], catalogue: Catalogue, pixel_size_um: float
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Drop fully hidden crystals, renumber ids 1..n, and measure what is visible.
 
     Returns:
@@ -129,6 +131,10 @@ def generate_section(
             a noise-free linear rendering).
         catalogue: Mineral catalogue (the built-in basaltic one by default).
 
+    The scene (crystals, vesicles, cracks, groundmass) and the acquisition draw from separate
+    random streams spawned from ``seed``, and everything but the shading surface is local, so
+    a large mosaic can later be drawn scene-first and rendered tile by tile.
+
     Raises:
         ValueError: for a bad size or seed, or a catalogue without Epoxy/Groundmass.
     """
@@ -144,4 +150,6 @@ def generate_section(
     instances, table = crystal_table(scene.instances, scene.crystals, catalogue, pixel_size)
     image = render(scene.eta, params, rngs["noise"])
     params.update(scene.realised)
-    return SyntheticSection(image, scene.classes, instances, table, pixel_size, int(seed), scene.eta, params, config, catalogue.names)
+    return SyntheticSection(
+        image, scene.classes, instances, table, pixel_size, int(seed), scene.eta, params, config, catalogue.names
+    )

@@ -84,7 +84,16 @@ def olivine_outline(rng: np.random.Generator, diameter_px: float, aspect: float,
         rows = [0.0, width / 2, width / 2, 0.0, -width / 2, -width / 2]
     else:
         cut = rng.uniform(0.15, 0.35) * width
-        cols = [length / 2, length / 2 - tip, -length / 2 + tip, -length / 2, -length / 2, -length / 2 + tip, length / 2 - tip, length / 2]
+        cols = [
+            length / 2,
+            length / 2 - tip,
+            -length / 2 + tip,
+            -length / 2,
+            -length / 2,
+            -length / 2 + tip,
+            length / 2 - tip,
+            length / 2,
+        ]
         rows = [cut, width / 2, width / 2, cut, -cut, -width / 2, -width / 2, -cut]
     outline = _jitter(np.column_stack((rows, cols)), rng, 0.03)
     return _scaled(chaikin(outline, rounding), diameter_px, rng.uniform(0, np.pi))
@@ -95,8 +104,26 @@ def lath_outline(rng: np.random.Generator, length_px: float, aspect: float) -> n
     length, width = 1.0, 1.0 / aspect
     if rng.random() < 0.4:
         cut = rng.uniform(0.1, 0.4) * width
-        cols = [length / 2, length / 2 - cut, -length / 2 + cut, -length / 2, -length / 2, -length / 2 + cut, length / 2 - cut, length / 2]
-        rows = [width / 2 - cut, width / 2, width / 2, width / 2 - cut, -width / 2 + cut, -width / 2, -width / 2, -width / 2 + cut]
+        cols = [
+            length / 2,
+            length / 2 - cut,
+            -length / 2 + cut,
+            -length / 2,
+            -length / 2,
+            -length / 2 + cut,
+            length / 2 - cut,
+            length / 2,
+        ]
+        rows = [
+            width / 2 - cut,
+            width / 2,
+            width / 2,
+            width / 2 - cut,
+            -width / 2 + cut,
+            -width / 2,
+            -width / 2,
+            -width / 2 + cut,
+        ]
     else:
         cols = [length / 2, -length / 2, -length / 2, length / 2]
         rows = [width / 2, width / 2, -width / 2, -width / 2]
@@ -109,7 +136,16 @@ def prism_outline(rng: np.random.Generator, diameter_px: float, aspect: float) -
     """Clinopyroxene section: octagon (basal) to chamfered prism (elongated)."""
     length, width = aspect, 1.0
     cut = rng.uniform(0.15, 0.35) * width
-    cols = [length / 2, length / 2 - cut, -length / 2 + cut, -length / 2, -length / 2, -length / 2 + cut, length / 2 - cut, length / 2]
+    cols = [
+        length / 2,
+        length / 2 - cut,
+        -length / 2 + cut,
+        -length / 2,
+        -length / 2,
+        -length / 2 + cut,
+        length / 2 - cut,
+        length / 2,
+    ]
     rows = [width / 2 - cut, width / 2, width / 2, width / 2 - cut, -width / 2 + cut, -width / 2, -width / 2, -width / 2 + cut]
     outline = _jitter(np.column_stack((rows, cols)), rng, 0.03)
     return _scaled(chaikin(outline, int(rng.integers(0, 2))), diameter_px, rng.uniform(0, np.pi))
@@ -127,7 +163,7 @@ def oxide_outline(rng: np.random.Generator, diameter_px: float) -> np.ndarray:
 
 def blob_outline(rng: np.random.Generator, diameter_px: float, irregularity: float) -> np.ndarray:
     """Vesicle: a round outline perturbed by a few low harmonics (0 = circle)."""
-    n = int(np.clip(diameter_px * 1.5, 16, 96))
+    n = int(np.clip(diameter_px * 1.5, 24, 96))
     theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
     k = np.arange(2, 6)[:, None]
     amps = rng.normal(0.0, irregularity, (4, 1)) / k

@@ -40,10 +40,9 @@ def write_section(section: SyntheticSection, out_dir: Path, stem: str) -> dict[s
         "crystals": out_dir / f"{stem}_crystals.csv",
         "metadata": out_dir / f"{stem}.json",
     }
-    tifffile.imwrite(
+    tifffile.imwrite(  # uncompressed: zlib saves only 11 % on a noisy 4096 px image and costs 1 s
         paths["image"],
         section.image,
-        compression="zlib",
         extratags=[(FEI_METADATA_TAG, "s", 0, fei_metadata(section.pixel_size_um), True)],
     )
     Image.fromarray(np.ascontiguousarray(section.classes)).save(paths["classes"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +19,9 @@ from ml_backend.cli import main
 from ml_backend.synthetic import CRYSTAL_COLUMNS, SynthConfig, SyntheticSection, generate_section, write_section
 
 CAT = load_catalogue()
-EPOXY, GROUNDMASS, PLAG, CPX, OLIVINE, OXIDE = (CAT.index_of(n) for n in ("Epoxy", "Groundmass", "Plagioclase", "Clinopyroxene", "Olivine", "Fe-Ti oxide"))
+EPOXY, GROUNDMASS, PLAG, CPX, OLIVINE, OXIDE = (
+    CAT.index_of(n) for n in ("Epoxy", "Groundmass", "Plagioclase", "Clinopyroxene", "Olivine", "Fe-Ti oxide")
+)
 NO_CRACKS = {"olivine_cracks_per_mm": (0.0, 0.0), "other_cracks_per_mm": (0.0, 0.0), "section_cracks": (0.0, 0.0)}
 
 
@@ -193,6 +196,7 @@ def test_config_from_file_and_bad_keys(tmp_path):
 
 
 def test_cli_writes_sections(tmp_path):
+    assert "synth" in main.list_commands(click.Context(main))  # registered as an entry point
     result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "d"), "--n", "2", "--size", "64", "--seed", "4"])
     assert result.exit_code == 0, result.output
     for k in (0, 1):
@@ -221,3 +225,12 @@ def test_cli_bad_arguments(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
     assert not list(tmp_path.glob("**/field_*"))
+
+
+def test_cli_config_file_overrides_ranges(tmp_path):
+    config = tmp_path / "synth.json"
+    config.write_text('{"pixel_size_um": [0.8, 0.8], "noise": false}')
+    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path), "--size", "48", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert read_bse(tmp_path / "field_000.tif").pixel_size_um == pytest.approx(0.8)
+    assert json.loads((tmp_path / "field_000.json").read_text())["config"]["noise"] is False
