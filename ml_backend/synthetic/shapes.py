@@ -72,6 +72,15 @@ def _jitter(outline: np.ndarray, rng: np.random.Generator, amount: float) -> np.
     return outline + rng.normal(0.0, amount * span, outline.shape)
 
 
+def _octagon(length: float, width: float, tip: float, end: float) -> np.ndarray:
+    """Box of ``length`` x ``width`` whose corners are cut back ``tip`` along its length,
+    leaving end faces of half-height ``end``: (8, 2) (row, col) vertices."""
+    half_l, half_w = length / 2, width / 2
+    cols = [half_l, half_l - tip, -half_l + tip, -half_l, -half_l, -half_l + tip, half_l - tip, half_l]
+    rows = [end, half_w, half_w, end, -end, -half_w, -half_w, -end]
+    return np.column_stack((rows, cols))
+
+
 def olivine_outline(rng: np.random.Generator, diameter_px: float, aspect: float, rounding: int) -> np.ndarray:
     """Olivine section: an elongated hexagon (pointed along c) or a truncated octagon.
 
@@ -80,54 +89,19 @@ def olivine_outline(rng: np.random.Generator, diameter_px: float, aspect: float,
     length, width = aspect, 1.0
     tip = rng.uniform(0.15, 0.35) * length
     if rng.random() < 0.5:
-        cols = [length / 2, length / 2 - tip, -length / 2 + tip, -length / 2, -length / 2 + tip, length / 2 - tip]
-        rows = [0.0, width / 2, width / 2, 0.0, -width / 2, -width / 2]
+        outline = _octagon(length, width, tip, 0.0)[[0, 1, 2, 3, 5, 6]]  # hexagon: ends meet in a point
     else:
-        cut = rng.uniform(0.15, 0.35) * width
-        cols = [
-            length / 2,
-            length / 2 - tip,
-            -length / 2 + tip,
-            -length / 2,
-            -length / 2,
-            -length / 2 + tip,
-            length / 2 - tip,
-            length / 2,
-        ]
-        rows = [cut, width / 2, width / 2, cut, -cut, -width / 2, -width / 2, -cut]
-    outline = _jitter(np.column_stack((rows, cols)), rng, 0.03)
+        outline = _octagon(length, width, tip, rng.uniform(0.15, 0.35) * width)
+    outline = _jitter(outline, rng, 0.03)
     return _scaled(chaikin(outline, rounding), diameter_px, rng.uniform(0, np.pi))
 
 
 def lath_outline(rng: np.random.Generator, length_px: float, aspect: float) -> np.ndarray:
     """Plagioclase lath: a long rectangle, sometimes with chamfered ends."""
     length, width = 1.0, 1.0 / aspect
-    if rng.random() < 0.4:
-        cut = rng.uniform(0.1, 0.4) * width
-        cols = [
-            length / 2,
-            length / 2 - cut,
-            -length / 2 + cut,
-            -length / 2,
-            -length / 2,
-            -length / 2 + cut,
-            length / 2 - cut,
-            length / 2,
-        ]
-        rows = [
-            width / 2 - cut,
-            width / 2,
-            width / 2,
-            width / 2 - cut,
-            -width / 2 + cut,
-            -width / 2,
-            -width / 2,
-            -width / 2 + cut,
-        ]
-    else:
-        cols = [length / 2, -length / 2, -length / 2, length / 2]
-        rows = [width / 2, width / 2, -width / 2, -width / 2]
-    outline = _jitter(np.column_stack((rows, cols)), rng, 0.01)
+    cut = rng.uniform(0.1, 0.4) * width if rng.random() < 0.4 else 0.0
+    outline = _octagon(length, width, cut, width / 2 - cut)
+    outline = _jitter(outline if cut else outline[[1, 2, 5, 6]], rng, 0.01)  # no cut: the 4 corners
     diameter = length_px * np.sqrt(4.0 / (np.pi * aspect))  # circle of the same area as a length x length/aspect box
     return _scaled(outline, diameter, rng.uniform(0, np.pi))
 
@@ -136,18 +110,7 @@ def prism_outline(rng: np.random.Generator, diameter_px: float, aspect: float) -
     """Clinopyroxene section: octagon (basal) to chamfered prism (elongated)."""
     length, width = aspect, 1.0
     cut = rng.uniform(0.15, 0.35) * width
-    cols = [
-        length / 2,
-        length / 2 - cut,
-        -length / 2 + cut,
-        -length / 2,
-        -length / 2,
-        -length / 2 + cut,
-        length / 2 - cut,
-        length / 2,
-    ]
-    rows = [width / 2 - cut, width / 2, width / 2, width / 2 - cut, -width / 2 + cut, -width / 2, -width / 2, -width / 2 + cut]
-    outline = _jitter(np.column_stack((rows, cols)), rng, 0.03)
+    outline = _jitter(_octagon(length, width, cut, width / 2 - cut), rng, 0.03)
     return _scaled(chaikin(outline, int(rng.integers(0, 2))), diameter_px, rng.uniform(0, np.pi))
 
 
