@@ -77,8 +77,13 @@ def test_backend_environment_matches_the_settings_object(compose):
     assert not settings.demo and settings.basic_auth_user == "scraiber"
 
 
-def test_label_studio_can_reach_a_backend_on_the_private_network(compose):
-    assert compose["services"]["label-studio"]["environment"]["ML_BLOCK_LOCAL_IP"] == "false"
+def test_label_studio_can_reach_only_the_docker_network(compose):
+    environment = compose["services"]["label-studio"]["environment"]
+    assert environment["ML_BLOCK_LOCAL_IP"] == "false"
+    assert environment["USE_DEFAULT_BANNED_SUBNETS"] == "false"
+    banned = environment["USER_ADDITIONAL_BANNED_SUBNETS"].split(",")
+    assert "172.16.0.0/12" not in banned
+    assert {"127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "192.168.0.0/16"} <= set(banned)
 
 
 def test_readme_documents_every_setting():
