@@ -101,22 +101,23 @@ def bootstrap_project(
     return Bootstrap(project_id, created, not connected, predictions)
 
 
-def backend_process(settings: Settings, label_studio: LabelStudioServer, port: int) -> ManagedProcess:
-    """The backend as a child process (gunicorn + worker), in demo mode on loopback."""
-    data_dir = settings.data_dir.resolve()
+def backend_process(env: dict[str, str], port: int, log_path: Path, secrets: list[str]) -> ManagedProcess:
+    """``scraiber backend`` as a child process on loopback, configured by ``env``.
+
+    Args:
+        env: Settings for the backend (``SCRAIBER_*``, ``LABEL_STUDIO_*``...).
+        port: Port on 127.0.0.1.
+        log_path: Where its output goes.
+        secrets: Values hidden from error messages.
+    """
     return ManagedProcess(
         [sys.executable, "-m", "ml_backend", "backend", "--host", "127.0.0.1", "--port", str(port)],
-        log_path=data_dir / "backend.log",
-        env={
-            "SCRAIBER_DEMO": "true",
-            "SCRAIBER_DATA_DIR": str(data_dir),
-            "LABEL_STUDIO_URL": label_studio.url,
-            "LABEL_STUDIO_API_KEY": label_studio.api_key,
-        },
+        log_path=log_path,
+        env=env,
         ready=f"http://127.0.0.1:{port}/health",
         ready_timeout=120,
         name="scraiber backend",
-        redact=[label_studio.api_key],
+        redact=secrets,
     )
 
 
@@ -132,7 +133,13 @@ def run_stack(settings: Settings, catalogue: Catalogue, port: int, backend_port:
     echo(f"Starting Label Studio on http://127.0.0.1:{port} (first start: about a minute) ...")
     with LabelStudioServer(ls_dir, account, port=port) as label_studio:
         echo("Starting the scrAiber backend ...")
-        with backend_process(settings, label_studio, backend_port) as backend:
+        env = {
+            "SCRAIBER_DEMO": "true",
+            "SCRAIBER_DATA_DIR": str(data_dir),
+            "LABEL_STUDIO_URL": label_studio.url,
+            "LABEL_STUDIO_API_KEY": label_studio.api_key,
+        }
+        with backend_process(env, backend_port, data_dir / "backend.log", [label_studio.api_key]) as backend:
             echo("Preparing demo images and the project (first run: predictions take a minute) ...")
             images = prepare_demo_images(data_dir / "demo", catalogue, n_fields=n_fields)
             client = LabelStudioClient(label_studio.url, label_studio.api_key, timeout=600)
