@@ -272,7 +272,12 @@ class LabelStudioClient:
         return self._json("GET", f"/api/annotations/{int(annotation_id)}/")
 
     def create_annotation(
-        self, task_id: int, result: list[dict], lead_time: float | None = None, was_cancelled: bool = False, **extra: Any
+        self,
+        task_id: int,
+        result: list[dict],
+        lead_time: float | None = None,
+        was_cancelled: bool = False,
+        **extra: Any,
     ) -> dict:
         """Submit an annotation as the key's user (``POST /api/tasks/ID/annotations/``).
 
@@ -315,7 +320,12 @@ class LabelStudioClient:
             is_interactive: Enable interactive pre-annotations (smart tools).
             basic_auth: ``(user, password)`` when the backend requires HTTP basic auth.
         """
-        body: dict[str, Any] = {"url": url, "project": int(project_id), "title": title, "is_interactive": is_interactive}
+        body: dict[str, Any] = {
+            "url": url,
+            "project": int(project_id),
+            "title": title,
+            "is_interactive": is_interactive,
+        }
         if basic_auth is not None:
             user, password = basic_auth
             body.update(auth_method="BASIC_AUTH", basic_auth_user=user, basic_auth_pass=password)
@@ -352,13 +362,14 @@ class LabelStudioClient:
         """
         if not isinstance(url_or_path, str) or not url_or_path.strip():
             raise ValueError(f"not a Label Studio URL or path: {url_or_path!r}")
+        raw = urlsplit(url_or_path.strip())  # before joining, which would swallow '..' segments
+        segments = [raw.path] + [value for _, value in parse_qsl(raw.query, keep_blank_values=True)]
         absolute = urljoin(self.url + "/", url_or_path.strip())
         parts = urlsplit(absolute)
         if _origin(absolute) != _origin(self.url):
             raise ValueError(f"refusing to fetch {url_or_path!r}: only URLs on Label Studio at {self.url} are allowed")
         if parts.username is not None or parts.password is not None:
             raise ValueError(f"refusing to fetch {url_or_path!r}: URLs with user info are not allowed")
-        segments = [parts.path] + [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
         for segment in segments:
             for _ in range(3):  # undo double percent-encoding too
                 segment = unquote(segment)
@@ -389,7 +400,7 @@ class LabelStudioClient:
             with response:
                 if not response.is_redirect:
                     return self._read_limited(response, url_or_path, max_bytes)
-                url = self.resolve_url(urljoin(url, response.headers["Location"]))
+                url = self.resolve_url(response.headers["Location"])  # Django redirects to absolute paths
         raise LabelStudioError(f"too many redirects fetching {url_or_path!r}", None, "GET", urlsplit(url).path)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -540,13 +551,19 @@ class LabelStudioLogin:
             self.session.get(login, timeout=timeout).raise_for_status()
             response = self.session.post(
                 login,
-                data={"email": email, "password": password, "csrfmiddlewaretoken": self.session.cookies.get("csrftoken", "")},
+                data={
+                    "email": email,
+                    "password": password,
+                    "csrfmiddlewaretoken": self.session.cookies.get("csrftoken", ""),
+                },
                 headers={"Referer": login},
                 timeout=timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise LabelStudioError(f"cannot log in to Label Studio at {self.url}: {exc}", None, "POST", "/user/login/") from exc
+            raise LabelStudioError(
+                f"cannot log in to Label Studio at {self.url}: {exc}", None, "POST", "/user/login/"
+            ) from exc
         if response.status_code != 302 or "sessionid" not in self.session.cookies:
             raise LabelStudioError(
                 f"Label Studio login as {email} failed (HTTP {response.status_code}); check the e-mail and password",

@@ -12,18 +12,24 @@ the account: :meth:`LabelStudioAccount.load_or_create`)::
         client = server.client()
 
 Environment given to Label Studio: ``ML_BLOCK_LOCAL_IP=false`` (lets it reach an ML
-backend on loopback or a private network; its SSRF guard refuses those otherwise),
-no version check against PyPI, no analytics or Sentry reports, SQLite, and with
-``local_files_root`` ``LOCAL_FILES_SERVING_ENABLED=true`` and
+backend on loopback or a private network; its SSRF guard refuses those otherwise) and
+Label Studio's banned networks minus ``allow_networks`` (loopback by default) through
+``USE_DEFAULT_BANNED_SUBNETS=false`` + ``USER_ADDITIONAL_BANNED_SUBNETS``: connecting a
+backend also creates a webhook to its ``/webhook``, and webhook URLs are checked with
+the SSRF guard whatever ``ML_BLOCK_LOCAL_IP`` says (``POST /api/ml`` answers 403 and no
+webhook exists otherwise). Also: no version check against PyPI, no analytics or Sentry
+reports, SQLite, and with ``local_files_root`` ``LOCAL_FILES_SERVING_ENABLED=true`` and
 ``LOCAL_FILES_DOCUMENT_ROOT=ROOT`` for local-files storage. The account goes in
 ``LABEL_STUDIO_USERNAME``/``_PASSWORD``/``_USER_TOKEN``, out of the process list.
 
-Start-up time measured on the project's 2-core machine (2026-11, Label Studio 1.23.2):
-about 40 s on a new data dir (database migrations), 8-10 s on an existing one.
+Start-up time measured on the project's 2-core machine (2026-11, Label Studio 1.23.2,
+other contributors' jobs running): 40-80 s on a new data dir (database migrations),
+5-10 s on an existing one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -32,7 +38,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +51,37 @@ DEFAULT_START_TIMEOUT = 180.0
 """Seconds allowed from launch to a usable server (new data dir: about 40 s on 2 cores)."""
 
 _TOKEN = re.compile(r"^[A-Za-z0-9]{6,40}$")  # Label Studio ignores tokens of 5 or fewer characters; its column holds 40
+
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+
+# The networks Label Studio 1.23.2 refuses for server-side requests (default_banned_subnets
+# in label_studio/core/utils/io.py validate_ip), used to re-ban all but the allowed ones.
+_LABEL_STUDIO_BANNED_SUBNETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "224.0.0.0/4", "233.252.0.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/128", "::1/128",
+    "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32",
+    "2001:20::/28", "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+)  # fmt: skip
+
+
+def banned_subnets_except(allowed: Sequence[str]) -> list[str]:
+    """Label Studio's banned networks with the ``allowed`` networks cut out.
+
+    Raises:
+        ValueError: An entry of ``allowed`` is not a network such as ``172.18.0.0/16``.
+    """
+    cuts = [ipaddress.ip_network(network, strict=False) for network in allowed]
+    remaining = [ipaddress.ip_network(network) for network in _LABEL_STUDIO_BANNED_SUBNETS]
+    for cut in cuts:
+        kept = []
+        for network in remaining:
+            if network.version != cut.version or not network.overlaps(cut):
+                kept.append(network)
+            elif cut.subnet_of(network) and cut != network:
+                kept.extend(network.address_exclude(cut))
+        remaining = kept
+    return [str(network) for network in remaining]
 
 
 @dataclass(frozen=True)
@@ -119,6 +156,8 @@ class LabelStudioServer:
         port: TCP port; a free one when None.
         host: Address to bind (loopback by default).
         local_files_root: Enables local-files storage below this folder.
+        allow_networks: Networks Label Studio may send requests to although they are
+            private (its SSRF guard): where the ML backend and its ``/webhook`` live.
         extra_env: More environment variables for Label Studio (override the defaults).
         start_timeout: Seconds allowed for start-up.
         executable: The ``label-studio`` program (default: this virtualenv's).
@@ -133,6 +172,7 @@ class LabelStudioServer:
         port: int | None = None,
         host: str = "127.0.0.1",
         local_files_root: Path | None = None,
+        allow_networks: Sequence[str] = LOOPBACK_NETWORKS,
         extra_env: Mapping[str, str] | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         executable: Path | None = None,
@@ -143,6 +183,7 @@ class LabelStudioServer:
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.local_files_root = Path(local_files_root).resolve() if local_files_root is not None else None
+        self.banned_subnets = banned_subnets_except(allow_networks)
         self.extra_env = dict(extra_env or {})
         self.start_timeout = start_timeout
         self.executable = Path(executable) if executable is not None else None
@@ -176,6 +217,8 @@ class LabelStudioServer:
             "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
             "DJANGO_DB": "sqlite",
             "ML_BLOCK_LOCAL_IP": "false",
+            "USE_DEFAULT_BANNED_SUBNETS": "false",
+            "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(self.banned_subnets),
             "LATEST_VERSION_CHECK": "false",
             "COLLECT_ANALYTICS": "false",
             "SENTRY_DSN": "",

@@ -184,7 +184,9 @@ class ManagedProcess:
             if self._is_ready():
                 return
             if time.monotonic() >= deadline:
-                raise ProcessError(self._failure(f"was not ready after {timeout:.0f} s (waiting for {self._ready_text()})"))
+                raise ProcessError(
+                    self._failure(f"was not ready after {timeout:.0f} s (waiting for {self._ready_text()})")
+                )
             time.sleep(0.25)
 
     def stop(self) -> int | None:
