@@ -64,6 +64,7 @@ class S3ArtefactStore(ArtefactStore):
         self.bucket = bucket
         self.prefix = prefix
         self.endpoint_url = endpoint_url
+        self.region = region
         self.create_bucket = create_bucket
         config = Config(
             region_name=region,
@@ -127,23 +128,24 @@ class S3ArtefactStore(ArtefactStore):
         try:
             with self._errors(action, key):
                 return write()
-        except ArtefactNotFoundError:
-            if not self.create_bucket or self._bucket_exists(key):
+        except ArtefactNotFoundError:  # a write can only miss the bucket
+            if not self.create_bucket:
                 raise
-        with self._errors("create the bucket for", key):
-            self._client.create_bucket(Bucket=self.bucket)
+        self._create_bucket(key)
         with self._errors(action, key):
             return write()
 
-    def _bucket_exists(self, key: str) -> bool:
-        with self._errors("check the bucket of", key):
+    def _create_bucket(self, key: str) -> None:
+        # AWS wants the region named outside us-east-1; another writer may have created it meanwhile
+        options = (
+            {} if self.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+        )
+        with self._errors("create the bucket for", key):
             try:
-                self._client.head_bucket(Bucket=self.bucket)
+                self._client.create_bucket(Bucket=self.bucket, **options)
             except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchBucket", "NotFound"):
-                    return False
-                raise
-        return True
+                if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                    raise
 
     def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:  # noqa: D102
         name, checked = self._key(key), validate_metadata(metadata)
