@@ -1,0 +1,128 @@
+"""Class masks of whole sections: a tiled, compressed (Big)TIFF written band by band, plus sidecar.
+
+The mask arrives as horizontal bands of rows, top to bottom; only the rows of one tile
+row (``tile`` rows of the image width) wait in memory before their tiles are encoded, so
+a gigapixel mask is written without ever being held. The JSON sidecar is the same as for
+PNG masks (:mod:`ml_backend.masks`): ``MASK.json`` with the class table, ignore index,
+pixel size, shape and the producer's entries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from label_config.catalogue import IGNORE_INDEX, Catalogue
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+BIGTIFF_PIXELS = 2**30  # masks of a gigapixel or more are written as BigTIFF
+
+
+def check_mask_path(path: str | Path) -> Path:
+    """``path`` as a Path if it names a TIFF.
+
+    Raises:
+        ValueError: for another suffix.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        raise ValueError(f"{path}: a whole-section mask is written as a tiled TIFF; give a path ending in .tif")
+    return path
+
+
+def _tiles(bands: Iterable[np.ndarray], shape: tuple[int, int], tile: int) -> Iterator[np.ndarray]:
+    """Regroup row bands of an image into ``tile`` x ``tile`` tiles, row-major (tifffile pads edges)."""
+    height, width = shape
+    pending: list[np.ndarray] = []
+    rows = 0
+    done = 0
+    for band in bands:
+        if band.ndim != 2 or band.shape[1] != width or band.dtype != np.uint8:
+            raise ValueError(f"mask band must be uint8 (rows, {width}), got {band.dtype} {band.shape}")
+        pending.append(band)
+        rows += band.shape[0]
+        while rows >= tile or (rows and done + rows == height):
+            block = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            take = min(tile, rows)
+            for x in range(0, width, tile):
+                yield block[:take, x : x + tile]
+            pending, rows, done = [block[take:]], rows - take, done + take
+    if done + rows != height:
+        raise ValueError(f"mask bands cover {done + rows} rows, the mask has {height}")
+
+
+def write_mask_tiff(
+    path: str | Path,
+    shape: tuple[int, int],
+    bands: Iterable[np.ndarray],
+    catalogue: Catalogue,
+    pixel_size_um: float | None,
+    extra: dict[str, Any] | None = None,
+    tile: int = 256,
+) -> tuple[Path, Path]:
+    """Write a uint8 class mask as a tiled, zlib-compressed TIFF and its JSON sidecar.
+
+    Args:
+        path: Output ``.tif``/``.tiff``; parent folders are created.
+        shape: (height, width) of the mask.
+        bands: uint8 row bands of the full width, top to bottom, covering ``height`` rows.
+        catalogue: The classes the indices refer to (255 = no label).
+        pixel_size_um: Pixel size in micrometres (also stored as TIFF resolution), or None.
+        extra: More JSON-serialisable sidecar entries (method, model_version, source...).
+        tile: TIFF tile side (a multiple of 16).
+
+    Returns:
+        The paths of the TIFF and of the sidecar.
+
+    Raises:
+        ValueError: for another suffix, a bad tile size, reserved or non-JSON ``extra``
+            entries, or bands that do not match ``shape``.
+    """
+    path = check_mask_path(path)
+    if tile < 16 or tile % 16:
+        raise ValueError(f"TIFF tile size must be a positive multiple of 16, got {tile}")
+    sidecar = {
+        "classes": {str(i): name for i, name in enumerate(catalogue.names)},
+        "ignore_index": IGNORE_INDEX,
+        "pixel_size_um": None if pixel_size_um is None else float(pixel_size_um),
+        "shape": [int(n) for n in shape],
+    }
+    clash = sorted(set(extra or {}) & set(sidecar))
+    if clash:
+        raise ValueError(f"sidecar entries {clash} are reserved; rename them")
+    text = json.dumps({**sidecar, **(extra or {})}, indent=2)  # fails before writing if extra is not JSON
+    resolution = {}
+    if pixel_size_um:
+        per_cm = 1e4 / float(pixel_size_um)
+        resolution = {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")  # a failed or interrupted run leaves no half mask
+    bands = iter(bands)
+    try:
+        tifffile.imwrite(
+            partial,
+            _tiles(bands, shape, tile),
+            shape=tuple(shape),
+            dtype=np.uint8,
+            tile=(tile, tile),
+            compression="zlib",
+            photometric="minisblack",
+            bigtiff=shape[0] * shape[1] >= BIGTIFF_PIXELS,
+            metadata=None,
+            **resolution,
+        )
+        if next(bands, None) is not None:
+            raise ValueError(f"mask bands cover more than the mask's {shape[0]} rows")
+    except BaseException:  # noqa: BLE001 - removes the partial file, then re-raises
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
+    side = path.with_suffix(".json")  # ml_backend.masks.sidecar_path's rule; masks needs imagecodecs, the GPU path lacks it
+    side.write_text(text + "\n", encoding="utf-8")
+    return path, side
+
