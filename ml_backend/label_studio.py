@@ -252,6 +252,26 @@ class LabelStudioClient:
         """One task with its data (``GET /api/tasks/ID/``)."""
         return self._json("GET", f"/api/tasks/{int(task_id)}/")
 
+    def update_task(self, task_id: int, data: dict) -> dict:
+        """Replace a task's data (``PATCH /api/tasks/ID/``); returns the updated task."""
+        return self._json("PATCH", f"/api/tasks/{int(task_id)}/", json_body={"data": data})
+
+    # -- storages ------------------------------------------------------------------------
+
+    def local_storages(self, project_id: int) -> list[dict]:
+        """Local-files source storages of a project (``GET /api/storages/localfiles/?project=ID``)."""
+        return self._json("GET", "/api/storages/localfiles/", params={"project": int(project_id)})
+
+    def create_local_storage(self, project_id: int, path: str | Path, title: str) -> dict:
+        """Connect a folder as local-files source storage of a project (``POST /api/storages/localfiles/``).
+
+        ``path`` must be an existing absolute folder below Label Studio's
+        ``LOCAL_FILES_DOCUMENT_ROOT``; Label Studio then serves ``/data/local-files/?d=...``
+        URLs below it to the project's users. Nothing is synced (no tasks are created).
+        """
+        body = {"project": int(project_id), "path": str(path), "title": title, "use_blob_urls": True}
+        return self._json("POST", "/api/storages/localfiles/", json_body=body)
+
     # -- predictions and annotations -----------------------------------------------------
 
     def task_predictions(self, task_id: int) -> list[dict]:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     query_strategy: str = Field("entropy", validation_alias=_env("SCRAIBER_QUERY_STRATEGY"))
     pseudonym_key: SecretStr | None = Field(None, validation_alias=_env("SCRAIBER_PSEUDONYM_KEY"))
 
+    # Training on Modal
+    modal_gpu: str = Field("H100", validation_alias=_env("SCRAIBER_MODAL_GPU"))
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict) -> dict:
