@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from functools import lru_cache
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 from scipy import ndimage
@@ -36,7 +36,7 @@ from ml_backend.tiling import Window, extract_with_halo, predict_tiled, tile_win
 
 log = logging.getLogger(__name__)
 
-_TRUNCATE = 4.0  # Gaussian kernels reach int(4 * sigma + 0.5) px, scipy's default
+_TRUNCATE = 3.0  # Gaussian kernels reach int(3 * sigma + 0.5) px (scipy's 4 costs 25 % more)
 _FLOOR = 1e-4  # probability given to classes no cluster is named after
 _POOL = 4  # uniformly sampled pixels per pixel fitted, for weights and cluster statistics
 _ROUGH_EPS = np.float32(1e-3)  # keeps log(local std) finite on flat images
@@ -58,7 +58,10 @@ class UnsupervisedConfig:
         bic_pixels: Pixels of the subsample on which the number of clusters is chosen.
         sample_window: Side of the random windows features are computed on for fitting
             images larger than one tile.
-        tile, overlap: Images with a side over ``tile`` px are processed in overlapping tiles.
+        tile, overlap: Images with a side over ``tile`` px are processed in tiles. Each
+            tile reads ``halo`` px of real context around it, so its features, and so its
+            results, equal those of an untiled run: no blending ``overlap`` is needed, and
+            any overlap only adds tiles.
         percentiles: Grey-level percentiles mapped to 0 and 1.
         textured_classes: Names (or synonyms) of classes expected to be rough at the
             scale of ``sigma_texture``; names the catalogue lacks are ignored.
@@ -83,7 +86,7 @@ class UnsupervisedConfig:
     bic_pixels: int = 4_000
     sample_window: int = 256
     tile: int = 1024
-    overlap: int = 32
+    overlap: int = 0
     percentiles: tuple[float, float] = (0.5, 99.5)
     textured_classes: tuple[str, ...] = ("Groundmass",)
     texture_ratio: tuple[float, float] = (1.5, 3.0)
@@ -122,12 +125,12 @@ def pixel_features(tile: np.ndarray, config: UnsupervisedConfig) -> np.ndarray:
     ``mode="reflect"`` at the tile border).
     """
     x = np.asarray(tile, dtype=np.float32)
-    grey = ndimage.gaussian_filter(x, config.sigma_grey)
-    out = [grey, ndimage.gaussian_filter(x, config.sigma_context)]
+    grey = ndimage.gaussian_filter(x, config.sigma_grey, truncate=_TRUNCATE)
+    out = [grey, ndimage.gaussian_filter(x, config.sigma_context, truncate=_TRUNCATE)]
     grey2 = grey * grey
     for sigma in config.sigma_texture:
-        mean = ndimage.gaussian_filter(grey, sigma)
-        var = ndimage.gaussian_filter(grey2, sigma)
+        mean = ndimage.gaussian_filter(grey, sigma, truncate=_TRUNCATE)
+        var = ndimage.gaussian_filter(grey2, sigma, truncate=_TRUNCATE)
         var -= mean * mean
         np.sqrt(np.maximum(var, 0.0, out=var), out=var)
         out.append(np.log(var + _ROUGH_EPS, out=var))
@@ -159,20 +162,47 @@ class Mixture:
     def posteriors(self, features: np.ndarray) -> np.ndarray:
         """(K, N) float32 cluster posteriors of (N, F) features.
 
-        Same maths as ``GaussianMixture.predict_proba`` in float32, about 10x faster on
-        this machine (0.14 s vs 1.4 s per MPix for K=8, F=4, one thread).
+        The same numbers as ``GaussianMixture.predict_proba`` (to ~1e-4), computed as one
+        float32 matrix product of the quadratic monomials of the centred features with
+        per-cluster coefficients: 0.15 s instead of 1.4-2.7 s per MPix for K=12, F=3
+        on this machine (one thread).
         """
-        log_norm = (np.log(np.maximum(self.weights, 1e-12)) + self.log_det).astype(np.float32)
-        log_p = np.empty((self.n_components, len(features)), dtype=np.float32)
-        for k in range(self.n_components):
-            y = (features - self.means[k]) @ self.precisions_cholesky[k]
-            np.einsum("nf,nf->n", y, y, out=log_p[k])
-            log_p[k] *= -0.5
-            log_p[k] += log_norm[k]
+        z = features.T - self.center[:, None]  # (F, N), contiguous when given a transposed (F, N) array
+        n_features = len(self.center)
+        design = np.empty((self.coefficients.shape[1], z.shape[1]), dtype=np.float32)
+        row = 0
+        for i in range(n_features):
+            for j in range(i, n_features):
+                np.multiply(z[i], z[j], out=design[row])
+                row += 1
+        design[row : row + n_features] = z
+        design[-1] = 1.0
+        log_p = self.coefficients @ design
         log_p -= log_p.max(axis=0)
         np.exp(log_p, out=log_p)
         log_p /= log_p.sum(axis=0)
         return log_p
+
+    @property
+    def center(self) -> np.ndarray:
+        """(F,) weighted mean of the cluster means: features are centred on it (precision)."""
+        return (self.weights @ self.means.astype(np.float64)).astype(np.float32)
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """(K, D) float32 log-density coefficients of the monomials ``z_i z_j`` (i <= j), ``z_i``, 1."""
+        n_features = self.means.shape[1]
+        rows = []
+        for k in range(self.n_components):
+            chol = self.precisions_cholesky[k].astype(np.float64)
+            precision = chol @ chol.T
+            m = self.means[k].astype(np.float64) - self.center
+            quadratic = [
+                -0.5 * precision[i, j] * (1.0 if i == j else 2.0) for i in range(n_features) for j in range(i, n_features)
+            ]
+            constant = -0.5 * m @ precision @ m + np.log(max(self.weights[k], 1e-12)) + self.log_det[k]
+            rows.append([*quadratic, *(precision @ m), constant])
+        return np.asarray(rows, dtype=np.float32)
 
     def reweighted(self, features: np.ndarray, iterations: int = 20) -> Mixture:
         """The same components with mixing weights re-estimated (EM) on ``features``.
@@ -311,10 +341,11 @@ class FittedModel:
         n_features, h, w = features.shape
         with threadpool_limits(1, user_api="blas"):
             posteriors = self.mixture.posteriors(features.reshape(n_features, -1).T)
-        proba = self.cluster_to_class @ posteriors
-        proba += _FLOOR
-        proba /= proba.sum(axis=0)
-        return proba.reshape(-1, h, w)
+        proba = self.cluster_to_class @ posteriors  # each cluster names one class: columns sum to 1
+        n_classes = len(proba)
+        proba *= np.float32(1.0 - n_classes * _FLOOR)
+        proba += np.float32(_FLOOR)
+        return proba.reshape(n_classes, h, w)
 
 
 class UnsupervisedSegmenter(Segmenter):
@@ -327,6 +358,10 @@ class UnsupervisedSegmenter(Segmenter):
     """
 
     def __init__(self, catalogue: Catalogue, config: UnsupervisedConfig | None = None, **overrides) -> None:
+        unknown = sorted(set(overrides) - {f.name for f in fields(UnsupervisedConfig)})
+        if unknown:
+            valid = ", ".join(f.name for f in fields(UnsupervisedConfig))
+            raise ValueError(f"unknown unsupervised segmenter option(s) {unknown}; valid options: {valid}")
         self.catalogue = catalogue
         self.config = replace(config or UnsupervisedConfig(), **overrides)
         params = {
@@ -470,7 +505,7 @@ def _noise_gains(sigma_grey: float, sigma_texture: float) -> tuple[float, float]
     radius = int(_TRUNCATE * (sigma_grey + sigma_texture) + 2)
     delta = np.zeros((2 * radius + 1, 2 * radius + 1))
     delta[radius, radius] = 1.0
-    g = ndimage.gaussian_filter(delta, sigma_grey)
+    g = ndimage.gaussian_filter(delta, sigma_grey, truncate=_TRUNCATE)
     residual = float(np.sqrt(((delta - g) ** 2).sum()))
-    rough = float(np.sqrt((g**2).sum() - (ndimage.gaussian_filter(g, sigma_texture) ** 2).sum()))
+    rough = float(np.sqrt((g**2).sum() - (ndimage.gaussian_filter(g, sigma_texture, truncate=_TRUNCATE) ** 2).sum()))
     return residual, rough

@@ -1,0 +1,68 @@
+"""``scraiber segment`` (unsupervised, in memory) and ``scraiber bench segment`` through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from ml_backend.cli import main
+from ml_backend.masks import read_mask
+
+REAL_FIELD = Path(__file__).parents[2].parent / "shared" / "data" / "real" / "tescan-tima-field1-bse.png"
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scraiber: error: "), result.stderr
+    return lines[0]
+
+
+def test_segment_writes_mask_and_sidecar(tmp_path):
+    out = tmp_path / "field1-mask.png"
+    result = CliRunner().invoke(main, ["segment", str(REAL_FIELD), "--method", "unsupervised", "--out", str(out), "--pixel-size", "0.5"])
+    assert result.exit_code == 0, result.output
+    mask, sidecar = read_mask(out)
+    assert mask.shape == (500, 500) and mask.dtype == np.uint8
+    assert sidecar["classes"]["0"] == "Epoxy"
+    assert sidecar["pixel_size_um"] == 0.5
+    assert sidecar["method"] == "unsupervised"
+    assert sidecar["model_version"].startswith("unsupervised-")
+    assert sidecar["source"] == REAL_FIELD.name
+    assert len(np.unique(mask)) >= 2
+
+
+def test_missing_file_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "nope.png"), "--out", str(tmp_path / "m.png")])
+    assert "nope.png" in _one_line_error(result)
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_corrupt_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    result = CliRunner().invoke(main, ["segment", str(bad), "--out", str(tmp_path / "m.png")])
+    assert "bad.png" in _one_line_error(result)
+
+
+def test_unknown_method_lists_the_valid_ones(tmp_path):
+    result = CliRunner().invoke(main, ["segment", str(REAL_FIELD), "--method", "kmeans", "--out", str(tmp_path / "m.png")])
+    line = _one_line_error(result)
+    assert "kmeans" in line and "unsupervised" in line
+
+
+def test_bench_prints_speed_and_memory_per_size():
+    result = CliRunner().invoke(main, ["bench", "segment", "--sizes", "1", "--n-clusters", "4"])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.strip().splitlines()[-2:]
+    assert "predict ms/MPix" in header and "peak RSS MiB" in header
+    fields = row.split()
+    assert fields[:3] == ["1024", "x", "1024"]
+    assert float(fields[7]) > 0 and float(fields[-1]) > 0
+
+
+def test_bench_rejects_bad_sizes():
+    result = CliRunner().invoke(main, ["bench", "segment", "--sizes", "a,b"])
+    assert "--sizes" in _one_line_error(result)
