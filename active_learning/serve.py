@@ -11,12 +11,19 @@ from typing import Any
 from flask import Flask
 
 from active_learning.event_log import DONE, FAILED, IGNORED, PENDING, PROCESSING, EventLog
+from active_learning.harvest_log import HarvestLog
+from active_learning.interaction_log import InteractionLog
+from active_learning.pseudonyms import resolve_key
+from active_learning.strategies import create_scorer
+from active_learning.strategies.serving import scored_predictions
+from active_learning.training_queue import TrainingQueue
 from label_config import Catalogue, load_catalogue
 from ml_backend.adapter import BackendServices
 from ml_backend.app import create_app
 from ml_backend.image_source import ImageSource
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.predictor import Predictor
+from ml_backend.refine import InteractiveRefiner
 from ml_backend.segmenters import Segmenter, create_segmenter
 from ml_backend.settings import Settings
 
@@ -67,8 +74,17 @@ class SegmenterProvider:
             return self._segmenter
 
 
-def status_counters(events: EventLog, provider: Callable[[], Segmenter]) -> Callable[[], dict[str, Any]]:
-    """The ``GET /status`` view's data, read from the durable stores."""
+def status_counters(
+    events: EventLog,
+    provider: Callable[[], Segmenter],
+    harvests: HarvestLog | None = None,
+    training: TrainingQueue | None = None,
+) -> Callable[[], dict[str, Any]]:
+    """The ``GET /status`` view's data, read from the durable stores.
+
+    ``implicit_labels`` counts active (current, not retracted) labels in ``harvests``;
+    ``training_runs`` counts the runs the retraining cycle recorded in ``training``.
+    """
 
     def status() -> dict[str, Any]:
         counts = events.counts()
@@ -78,8 +94,8 @@ def status_counters(events: EventLog, provider: Callable[[], Segmenter]) -> Call
             "events_processed": counts[DONE] + counts[IGNORED],
             "events_failed": counts[FAILED],
             "queue_depth": counts[PENDING] + counts[PROCESSING],
-            "implicit_labels": 0,
-            "training_runs": 0,
+            "implicit_labels": harvests.count_labels() if harvests is not None else 0,
+            "training_runs": training.count_runs() if training is not None else 0,
         }
 
     return status
@@ -90,8 +106,14 @@ def build_services(settings: Settings, catalogue: Catalogue | None = None) -> Ba
     catalogue = catalogue or load_catalogue(settings.catalogue)
     provider = SegmenterProvider(lambda: create_segmenter("unsupervised", catalogue))
     events = EventLog.from_url(settings.resolved_event_log_url)
-    predictor = Predictor(catalogue=catalogue, segmenter=provider, images=image_source(settings))
-    return BackendServices(predictor=predictor, events=events, status=status_counters(events, provider))
+    images = image_source(settings)
+    segmenter, score = scored_predictions(provider, create_scorer(settings.query_strategy))
+    predictor = Predictor(catalogue=catalogue, segmenter=segmenter, images=images, score=score)
+    secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
+    interactions = InteractionLog(events.engine, resolve_key(secret, settings.data_dir))
+    refiner = InteractiveRefiner(catalogue, provider, images, record=interactions.record)
+    status = status_counters(events, provider, HarvestLog(events.engine), TrainingQueue(events.engine))
+    return BackendServices(predictor=predictor, events=events, status=status, refiner=refiner)
 
 
 def basic_auth(settings: Settings) -> tuple[str, str] | None:
@@ -122,10 +144,18 @@ def build_app(settings: Settings) -> Flask:
 
 
 def serve(settings: Settings) -> None:
-    """Run the backend with gunicorn (``settings.web_workers`` processes) until stopped."""
+    """Run the backend with gunicorn (``settings.web_workers`` processes) until stopped.
+
+    The harvest worker (``scraiber worker``) runs beside it as a child process and is
+    stopped with it; without a Label Studio API key it is not started (events are
+    stored and wait for a worker).
+    """
     from gunicorn.app.base import BaseApplication
 
+    from active_learning.worker import prepare_database, start_worker_process, stop_worker_process
+
     basic_auth(settings)  # fail fast, before any worker starts
+    prepare_database(settings.resolved_event_log_url)
 
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
@@ -139,4 +169,12 @@ def serve(settings: Settings) -> None:
         def load(self) -> Flask:
             return build_app(settings)
 
-    _Gunicorn().run()
+    if settings.label_studio_api_key is None:
+        log.warning("no LABEL_STUDIO_API_KEY: the harvest worker is not started; webhook events wait in the log")
+        _Gunicorn().run()
+        return
+    worker = start_worker_process()
+    try:
+        _Gunicorn().run()
+    finally:
+        stop_worker_process(worker)

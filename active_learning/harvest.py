@@ -1,0 +1,282 @@
+"""Harvesting: turn one Label Studio annotation into an implicit label with provenance.
+
+For an annotation id the :class:`Harvester` reads the annotation, its project's
+labelling config, its task and the task's predictions from Label Studio (always the
+current state: a webhook payload is only a hint of *which* annotation to look at), finds
+the prediction the expert started from, compares the two class maps
+(:mod:`active_learning.corrections`) and stores
+
+* ``implicit-labels/project-P/task-T/annotation-A.npz``: ``label`` (uint8 catalogue
+  indices, 255 = unlabelled) and ``confidence`` (float16, 0..1);
+* ``implicit-labels/project-P/task-T/annotation-A.json``: provenance and statistics;
+* a row in the harvest log (:mod:`active_learning.harvest_log`), unique per
+  (annotation id, ``updated_at``): harvesting the same version again is a no-op.
+
+The prediction the expert started from is, in this order:
+
+1. ``parent_prediction`` (Label Studio sets it when the annotation was started from a
+   prediction in the editor);
+2. else the latest of the task's predictions created before the annotation whose
+   ``model_version`` is the one the project's connected ML backend serves (those are the
+   predictions Label Studio 1.23 shows in the editor). This reads the version served
+   *now*, which equals the version served at the annotation's creation unless the model
+   changed in between (webhook-driven harvests run seconds after the submission);
+3. else the latest prediction created before the annotation;
+4. else none: every painted pixel counts as added.
+
+A skipped task (``was_cancelled``) stores no label and is recorded as a skip; a submission
+with nothing painted is recorded as "empty" with its statistics (what was removed) but no
+label. Annotators appear only as pseudonyms (:mod:`active_learning.pseudonyms`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from active_learning.corrections import (
+    NOTHING,
+    ConfidenceModel,
+    compare,
+    model_parameters,
+    result_shape,
+    results_to_class_map,
+)
+from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog, HarvestRecord, timestamp
+from active_learning.pseudonyms import pseudonym
+from active_learning.store import ArtefactStore
+from label_config import Catalogue
+from ml_backend.label_map import LabelConfigError, control_target
+from ml_backend.label_studio import LabelStudioClient, LabelStudioError
+
+log = logging.getLogger(__name__)
+
+HARVESTED, UNCHANGED, GONE, NOT_SERVED = "harvested", "unchanged", "gone", "not_served"
+
+
+@dataclass(frozen=True)
+class HarvestOutcome:
+    """What :meth:`Harvester.harvest` did.
+
+    Attributes:
+        status: ``"harvested"`` (a new version stored), ``"unchanged"`` (this version was
+            stored before), ``"gone"`` (the annotation no longer exists; any label retracted)
+            or ``"not_served"`` (its project's config has no BrushLabels for the catalogue).
+        record: The stored record (for "harvested" and "unchanged").
+    """
+
+    status: str
+    record: HarvestRecord | None = None
+
+
+def label_keys(project_id: int, task_id: int, annotation_id: int) -> tuple[str, str]:
+    """Artefact keys of an annotation's label arrays (``.npz``) and provenance (``.json``)."""
+    stem = f"implicit-labels/project-{int(project_id)}/task-{int(task_id)}/annotation-{int(annotation_id)}"
+    return f"{stem}.npz", f"{stem}.json"
+
+
+def choose_prediction(
+    annotation: Mapping[str, Any], predictions: Iterable[Mapping[str, Any]], served_versions: Iterable[str] = ()
+) -> tuple[Mapping[str, Any] | None, str]:
+    """The prediction the expert started from and the rule that found it (see module doc).
+
+    Returns:
+        (prediction or None, rule) with rule one of ``"parent_prediction"``,
+        ``"served_version"``, ``"latest_before"``, ``"none"``.
+    """
+    predictions = [p for p in predictions if isinstance(p, Mapping)]
+    parent = annotation.get("parent_prediction")
+    for prediction in predictions:
+        if parent is not None and prediction.get("id") == parent:
+            return prediction, "parent_prediction"
+    created = timestamp(annotation["created_at"])
+
+    def order(prediction: Mapping[str, Any]) -> tuple[float, int]:
+        return timestamp(prediction["created_at"]), int(prediction.get("id") or 0)
+
+    before = [p for p in predictions if p.get("created_at") and timestamp(p["created_at"]) <= created]
+    versions = set(served_versions)
+    served = [p for p in before if p.get("model_version") in versions]
+    if served:
+        return max(served, key=order), "served_version"
+    if before:
+        return max(before, key=order), "latest_before"
+    return None, "none"
+
+
+class Harvester:
+    """Harvests annotations from Label Studio into the artefact store and the harvest log.
+
+    Args:
+        client: Label Studio client (its user must see every annotation of the projects).
+        store: Where labels and provenance go.
+        harvests: The harvest log.
+        catalogue: The mineral catalogue (class indices of the labels).
+        pseudonym_key: Secret key of the annotator pseudonyms.
+        confidence: Confidence model parameters.
+    """
+
+    def __init__(
+        self,
+        client: LabelStudioClient,
+        store: ArtefactStore,
+        harvests: HarvestLog,
+        catalogue: Catalogue,
+        pseudonym_key: bytes,
+        confidence: ConfidenceModel = ConfidenceModel(),
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.harvests = harvests
+        self.catalogue = catalogue
+        self._key = pseudonym_key
+        self.confidence = confidence
+
+    def harvest(self, annotation_id: int) -> HarvestOutcome:
+        """Harvest the current version of an annotation (exactly once per version).
+
+        Raises:
+            LabelStudioError: Label Studio failed (other than 404 for the annotation).
+            ArtefactStoreUnavailableError: the artefact store cannot be reached.
+            ValueError: the annotation's regions cannot be decoded.
+        """
+        try:
+            annotation = self.client.get_annotation(annotation_id)
+        except LabelStudioError as exc:
+            if exc.status_code != 404:
+                raise
+            self.retract(annotation_id)
+            return HarvestOutcome(GONE)
+        updated_at = str(annotation["updated_at"])
+        if self.harvests.has(annotation_id, updated_at):
+            return HarvestOutcome(UNCHANGED, self.harvests.current(annotation_id))
+        project_id, task_id = int(annotation["project"]), int(annotation["task"])
+        base = HarvestRecord(
+            annotation_id=int(annotation_id),
+            updated_at=updated_at,
+            project_id=project_id,
+            task_id=task_id,
+            kind=SKIP,
+            annotator=pseudonym(annotation["completed_by"], self._key) if annotation.get("completed_by") else None,
+            lead_time=_float_or_none(annotation.get("lead_time")),
+            was_cancelled=bool(annotation.get("was_cancelled")),
+            created_at=annotation.get("created_at"),
+        )
+        try:
+            target = control_target(self.client.get_project(project_id)["label_config"], self.catalogue)
+        except LabelConfigError as exc:
+            log.info("annotation %s: project %s is not served: %s", annotation_id, project_id, exc)
+            return HarvestOutcome(NOT_SERVED)
+        self.harvests.note_project(project_id, "annotation")
+        if base.was_cancelled:
+            return self._store(base, None, None)
+        task = self.client.get_task(task_id)
+        predictions = self.client.task_predictions(task_id)
+        served = [b.get("model_version") for b in self.client.list_ml_backends(project_id) if b.get("model_version")]
+        parent, rule = choose_prediction(annotation, predictions, served)
+        results = annotation.get("result") or []
+        shape = result_shape(results, target.from_name)
+        parent_shape = result_shape(parent.get("result") or [], target.from_name) if parent else None
+        if shape is None:
+            shape = parent_shape
+        elif parent_shape is not None and parent_shape != shape:
+            log.warning("annotation %s: prediction %s has another image size; ignored", annotation_id, parent["id"])
+            parent, rule = None, "none"
+        record = replace(
+            base,
+            kind=EMPTY,
+            model_version=parent.get("model_version") if parent else None,
+            prediction_id=int(parent["id"]) if parent else None,
+            prediction_rule=rule,
+        )
+        if shape is None:
+            return self._store(record, None, None)
+        final, unknown = results_to_class_map(results, target, shape)
+        predicted = (
+            results_to_class_map(parent.get("result") or [], target, shape)[0]
+            if parent
+            else np.full(shape, NOTHING, np.uint8)
+        )
+        correction = compare(predicted, final, len(self.catalogue), record.lead_time, self.confidence)
+        stats = correction.stats(self.catalogue.names)
+        stats["unknown_labels"] = sorted(set(unknown))
+        record = replace(record, stats=stats)
+        if stats["labelled_pixels"] == 0:
+            return self._store(record, None, None)
+        record = replace(record, kind=LABEL, label_key=label_keys(project_id, task_id, annotation_id)[0])
+        provenance = {
+            "annotation_id": record.annotation_id,
+            "updated_at": record.updated_at,
+            "created_at": record.created_at,
+            "project_id": project_id,
+            "task_id": task_id,
+            "image": (task.get("data") or {}).get(target.value_key),
+            "annotator": record.annotator,
+            "model_version": record.model_version,
+            "prediction_id": record.prediction_id,
+            "prediction_rule": rule,
+            "lead_time": record.lead_time,
+            "was_cancelled": False,
+            "from_name": target.from_name,
+            "label_config_labels": {str(k): v for k, v in sorted(target.labels.items())},
+            "confidence_model": model_parameters(self.confidence),
+            "harvested_at": time.time(),
+            "arrays": {"label": "uint8 catalogue index, 255 = unlabelled", "confidence": "float16 in [0, 1]"},
+            "stats": stats,
+        }
+        return self._store(record, correction.label, correction.confidence, provenance)
+
+    def _store(
+        self,
+        record: HarvestRecord,
+        label: np.ndarray | None,
+        confidence: np.ndarray | None,
+        provenance: dict[str, Any] | None = None,
+    ) -> HarvestOutcome:
+        npz_key, json_key = label_keys(record.project_id, record.task_id, record.annotation_id)
+        if label is None:
+            # a skip or an empty submission replaces any label of an earlier version
+            self.store.delete(npz_key)
+            self.store.delete(json_key)
+        else:
+            self.store.put_arrays(npz_key, {"label": label, "confidence": confidence.astype(np.float16)})
+            self.store.put_json(json_key, provenance)
+        stored = self.harvests.add(record)
+        if stored is None:
+            return HarvestOutcome(UNCHANGED, self.harvests.current(record.annotation_id))
+        return HarvestOutcome(HARVESTED, stored)
+
+    def retract(self, annotation_id: int) -> HarvestRecord | None:
+        """Retract an annotation's label: the record keeps ``retracted_at``, the artefacts go.
+
+        Idempotent: a second call deletes the (already deleted) artefacts again and returns None.
+        """
+        current = self.harvests.current(annotation_id)
+        retracted = self.harvests.retract(annotation_id)
+        if current is not None:
+            for key in label_keys(current.project_id, current.task_id, annotation_id):
+                self.store.delete(key)
+        return retracted
+
+    def retract_if_gone(self, annotation_id: int) -> bool:
+        """Retract only if Label Studio confirms the annotation no longer exists (HTTP 404)."""
+        try:
+            self.client.get_annotation(annotation_id)
+        except LabelStudioError as exc:
+            if exc.status_code != 404:
+                raise
+            self.retract(annotation_id)
+            return True
+        return False
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,146 @@
+"""Reconciliation: harvest what the webhooks missed, retract what Label Studio deleted.
+
+Label Studio sends each webhook once and never retries one that found the backend down
+(or answered with an error), so the event log alone cannot promise that every
+annotation is harvested. The :class:`Reconciler` compares Label Studio's annotations
+with the harvest log, project by project, and repairs the difference: versions not yet
+harvested are harvested (the harvest log makes this exactly-once), and labels whose
+annotation Label Studio no longer has (HTTP 404, checked one by one) are retracted.
+
+**Projects the backend serves** are the union of
+
+* projects already in the harvest log's ``known_projects`` (an annotation of theirs was
+  harvested: their config matched and Label Studio sent or listed their annotations), and
+* projects whose labelling config has a BrushLabels control on an Image matching the
+  catalogue (:func:`ml_backend.label_map.control_target`) *and* that have an ML backend
+  connected. Label Studio does not tell which backend is connected, nor can the backend
+  know the URL Label Studio uses for it, so a project with the minerals config connected
+  to *another* backend is harvested too (its labels are still expert labels).
+
+Cost per round: one request for the project list, one per matching project (its ML
+backends) and per project page of tasks, and one per task that has annotations.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from active_learning.harvest import HARVESTED, Harvester
+from active_learning.harvest_log import HarvestLog
+from label_config import Catalogue
+from ml_backend.label_map import LabelConfigError, control_target
+from ml_backend.label_studio import LabelStudioClient, LabelStudioError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation round did.
+
+    Attributes:
+        projects: Projects examined.
+        annotations: Annotations Label Studio listed in them.
+        harvested: Versions harvested now (missed by the webhooks).
+        retracted: Labels retracted because their annotation is gone.
+        errors: Annotations that could not be harvested (id and reason); retried next round.
+    """
+
+    projects: list[int] = field(default_factory=list)
+    annotations: int = 0
+    harvested: int = 0
+    retracted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    """Brings the harvest log in line with Label Studio.
+
+    Args:
+        client: Label Studio client (its user must see every project and annotation).
+        harvester: Harvests and retracts.
+        harvests: The harvest log.
+        catalogue: The mineral catalogue (to recognise projects by their config).
+    """
+
+    def __init__(
+        self, client: LabelStudioClient, harvester: Harvester, harvests: HarvestLog, catalogue: Catalogue
+    ) -> None:
+        self.client = client
+        self.harvester = harvester
+        self.harvests = harvests
+        self.catalogue = catalogue
+
+    def served_projects(self) -> list[int]:
+        """Projects to reconcile (see the module docstring), in id order."""
+        served = set(self.harvests.known_projects())
+        for project in self.client.list_projects():
+            project_id = int(project["id"])
+            if project_id in served:
+                continue
+            try:
+                control_target(project.get("label_config") or "", self.catalogue)
+            except LabelConfigError:
+                continue
+            if self.client.list_ml_backends(project_id):
+                served.add(project_id)
+        return sorted(served)
+
+    def run(self) -> ReconcileReport:
+        """One reconciliation round over all served projects.
+
+        Raises:
+            LabelStudioError: Label Studio is unreachable or failing (the round stops; the
+                next one starts over, nothing is half-done because every step is idempotent).
+        """
+        report = ReconcileReport()
+        for project_id in self.served_projects():
+            self.reconcile_project(project_id, report)
+        log.info(
+            "reconciled %d projects: %d annotations, %d harvested, %d retracted, %d errors",
+            len(report.projects), report.annotations, report.harvested, report.retracted, len(report.errors),
+        )  # fmt: skip
+        return report
+
+    def reconcile_project(self, project_id: int, report: ReconcileReport) -> None:
+        """Harvest the missed versions and retract the deleted annotations of one project."""
+        report.projects.append(project_id)
+        ours = self.harvests.current_versions(project_id)
+        our_tasks = {r.task_id for r in self.harvests.records(project=project_id)}
+        listed = self._annotations(project_id, our_tasks)
+        report.annotations += len(listed)
+        for annotation_id, updated_at in sorted(listed.items()):
+            if ours.get(annotation_id) == updated_at or self.harvests.has(annotation_id, updated_at):
+                continue
+            try:
+                outcome = self.harvester.harvest(annotation_id)
+            except (ValueError, KeyError, TypeError) as exc:
+                report.errors.append(f"annotation {annotation_id}: {exc}")
+                continue
+            report.harvested += outcome.status == HARVESTED
+        for annotation_id in sorted(set(ours) - set(listed)):
+            report.retracted += self.harvester.retract_if_gone(annotation_id)
+
+    def _annotations(self, project_id: int, our_tasks: set[int]) -> dict[int, str]:
+        """Annotation id -> ``updated_at`` of every annotation (skips included) in a project."""
+        try:
+            tasks = self.client.list_tasks(project_id)
+        except LabelStudioError as exc:
+            if exc.status_code != 404:
+                raise
+            return {}  # the project is gone: all its labels are checked for retraction
+        listed: dict[int, str] = {}
+        for task in tasks:
+            count = int(task.get("total_annotations") or 0) + int(task.get("cancelled_annotations") or 0)
+            if count == 0 and task["id"] not in our_tasks:
+                continue
+            try:
+                full = self.client.get_task(task["id"])  # unlike /annotations/, this lists skips too
+            except LabelStudioError as exc:
+                if exc.status_code != 404:
+                    raise
+                continue
+            for annotation in full.get("annotations") or []:
+                listed[int(annotation["id"])] = str(annotation["updated_at"])
+        return listed

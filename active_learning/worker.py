@@ -1,0 +1,379 @@
+"""The harvest worker: works through the event log, and reconciles with Label Studio.
+
+``scraiber worker`` (started by ``scraiber backend`` as a child process beside gunicorn)
+claims stored webhook events one at a time and dispatches them by action:
+
+* ANNOTATION_CREATED / ANNOTATION_UPDATED: harvest the annotation's current version;
+* ANNOTATIONS_DELETED / ANNOTATION_DELETED: retract the labels of annotations Label Studio
+  confirms gone (a forged or early delete event retracts nothing);
+* START_TRAINING: record a training request for the retraining cycle (nothing trains here).
+
+A handled event is marked done; a failed one goes back to pending and is retried
+(``EventLog.max_attempts`` times, then parked as failed). When Label Studio or the
+artefact store is unreachable the worker backs off (1 s doubling to 60 s) and claims
+nothing until Label Studio answers again, so events stay pending through an outage.
+Work never happens inside an HTTP request: the web app only stores events.
+
+At start and every ``SCRAIBER_RECONCILE_SECONDS`` the worker runs the
+:class:`~active_learning.reconcile.Reconciler`, which catches annotations whose webhook
+never arrived (Label Studio does not retry webhooks).
+
+One worker per event log: a lease row (``worker_lease``, renewed every loop, 30 s
+time-to-live, taken over at once from a dead process on the same host) keeps a second
+worker on standby. Events a dead worker had claimed are claimed again as soon as a new
+worker holds the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+import psutil
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from active_learning.db import create_tables
+from active_learning.event_log import Event, EventLog
+from active_learning.harvest import Harvester
+from active_learning.harvest_log import HarvestLog
+from active_learning.reconcile import Reconciler
+from active_learning.store import ArtefactStoreUnavailableError
+from active_learning.training_queue import TrainingQueue
+from ml_backend.label_studio import LabelStudioError
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+worker_lease = Table(
+    "worker_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
+
+class WorkerLease:
+    """An exclusive, expiring lease in the database: who may work through the event log.
+
+    Args:
+        engine: The event-log database.
+        name: Lease name.
+        ttl: Seconds without renewal after which another worker may take over.
+    """
+
+    def __init__(self, engine: Engine, name: str = "harvest", ttl: float = 30.0) -> None:
+        self.engine = engine
+        self.name = name
+        self.ttl = ttl
+        self.host = socket.gethostname()
+        self.holder = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
+        create_tables(engine, metadata)
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False while another live worker holds it."""
+        now = time.time()
+        mine = {"holder": self.holder, "host": self.host, "pid": os.getpid(), "heartbeat_at": now}
+        try:
+            with self.engine.begin() as connection:
+                row = connection.execute(select(worker_lease).where(worker_lease.c.name == self.name)).first()
+                if row is None:
+                    connection.execute(insert(worker_lease).values(name=self.name, **mine))
+                    return True
+                if row.holder != self.holder and row.heartbeat_at >= now - self.ttl and not self._dead(row):
+                    return False
+                taken = connection.execute(
+                    update(worker_lease)
+                    .where(worker_lease.c.name == self.name, worker_lease.c.holder == row.holder)
+                    .values(**mine)
+                )
+                return taken.rowcount == 1
+        except IntegrityError:
+            return False  # another worker inserted the lease first
+
+    def release(self) -> None:
+        """Give the lease up (if held)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(worker_lease).where(worker_lease.c.name == self.name, worker_lease.c.holder == self.holder)
+            )
+
+    def _dead(self, row: Any) -> bool:
+        return row.host == self.host and row.pid != os.getpid() and not psutil.pid_exists(row.pid)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that say "try later" (outages, overload, auth being fixed), not "this event is bad"."""
+    if isinstance(exc, LabelStudioError):
+        return exc.status_code is None or exc.status_code in (401, 403, 429) or exc.status_code >= 500
+    return isinstance(exc, (ArtefactStoreUnavailableError, OperationalError, ConnectionError, TimeoutError))
+
+
+class Worker:
+    """Claims events from the log and handles them; reconciles periodically.
+
+    Args:
+        events: The event log.
+        harvester: Harvests and retracts annotations.
+        reconciler: Finds what the webhooks missed.
+        training: Where training requests are recorded.
+        lease: The worker lease.
+        reconcile_seconds: Seconds between reconciliation rounds (the first runs at start).
+        probe: Raises while Label Studio is unreachable (checked before claiming after a
+            transient failure).
+        poll_seconds: Sleep when there is nothing to do.
+        stale_after: Seconds after which an event claimed by another lease holder is taken back.
+        max_backoff: Longest pause after repeated transient failures.
+    """
+
+    def __init__(
+        self,
+        events: EventLog,
+        harvester: Harvester,
+        reconciler: Reconciler,
+        training: TrainingQueue,
+        lease: WorkerLease,
+        reconcile_seconds: float,
+        probe: Callable[[], Any],
+        poll_seconds: float = 0.5,
+        stale_after: float = 900.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.events = events
+        self.harvester = harvester
+        self.reconciler = reconciler
+        self.training = training
+        self.lease = lease
+        self.reconcile_seconds = reconcile_seconds
+        self.probe = probe
+        self.poll_seconds = poll_seconds
+        self.stale_after = stale_after
+        self.max_backoff = max_backoff
+        self._failures = 0
+        self._paused_until = 0.0
+        self._acquired_at = time.time()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set: hold the lease, reconcile on schedule, handle events."""
+        while not stop.is_set():
+            if not self.lease.acquire():
+                log.info("another worker holds the event log's lease; standing by")
+                stop.wait(self.lease.ttl / 3)
+                continue
+            self._acquired_at = time.time()
+            log.info("harvest worker started (reconciling every %.0f s)", self.reconcile_seconds)
+            try:
+                self._work(stop)
+            finally:
+                self.lease.release()
+
+    def _work(self, stop: threading.Event) -> None:
+        next_reconcile = time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() >= next_reconcile and self._ready():
+                next_reconcile = time.monotonic() + (self.reconcile_seconds if self.reconcile() else self._delay())
+            if not self.lease.acquire():
+                log.warning("lost the event log's lease to another worker")
+                return
+            if not self.step():
+                stop.wait(self.poll_seconds)
+
+    def step(self) -> bool:
+        """Claim and handle one event; False if there was none or the worker is backing off."""
+        if not self._ready():
+            return False
+        stale_after = min(self.stale_after, max(0.0, time.time() - self._acquired_at))
+        event = self.events.claim(stale_after=stale_after)
+        if event is None:
+            return False
+        self.handle(event)
+        return True
+
+    def drain(self, timeout: float = 60.0) -> int:
+        """Handle events until none is pending or ``timeout`` passes; returns how many (for tests)."""
+        deadline = time.monotonic() + timeout
+        handled = 0
+        while time.monotonic() < deadline:
+            if self.step():
+                handled += 1
+            elif self.events.counts()["pending"] == 0:
+                break
+            else:
+                time.sleep(min(self.poll_seconds, max(0.0, self._paused_until - time.monotonic())))
+        return handled
+
+    def reconcile(self) -> bool:
+        """One reconciliation round; False (and back-off) if Label Studio or the store failed."""
+        try:
+            self.reconciler.run()
+        except Exception as exc:  # noqa: BLE001 - the loop must survive any failure; it is logged and retried
+            self._failed(exc, "reconciliation")
+            return False
+        return True
+
+    def handle(self, event: Event) -> None:
+        """Dispatch one claimed event and record the outcome in the log."""
+        try:
+            self.dispatch(event)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the event, none stops the worker
+            self.events.fail(event, f"{type(exc).__name__}: {exc}")
+            self._failed(exc, f"event {event.id} ({event.action}, attempt {event.attempts})")
+        else:
+            self.events.complete(event.id)
+            self._failures = 0
+
+    def dispatch(self, event: Event) -> None:
+        """Do what an event asks (see the module docstring).
+
+        Raises:
+            ValueError: the payload lacks what its action needs.
+        """
+        payload = event.payload
+        if event.action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
+            self.harvester.harvest(_id(payload, "annotation"))
+        elif event.action == "ANNOTATIONS_DELETED":
+            items = payload.get("annotations")
+            if not isinstance(items, list):
+                raise ValueError("ANNOTATIONS_DELETED payload has no 'annotations' list")
+            for item in items:
+                self.harvester.retract_if_gone(_id({"annotation": item}, "annotation"))
+        elif event.action == "ANNOTATION_DELETED":
+            self.harvester.retract_if_gone(_id(payload, "annotation"))
+        elif event.action == "START_TRAINING":
+            project = payload.get("project")
+            project_id = project.get("id") if isinstance(project, dict) else project
+            self.training.request("START_TRAINING", int(project_id) if project_id is not None else None, event.id)
+        else:
+            raise ValueError(f"no handler for action {event.action!r}")
+
+    # -- back-off ------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        if time.monotonic() < self._paused_until:
+            return False
+        if self._failures:
+            try:
+                self.probe()
+            except Exception as exc:  # noqa: BLE001 - any probe failure means "not yet"
+                self._failed(exc, "Label Studio probe")
+                return False
+        return True
+
+    def _delay(self) -> float:
+        return min(self.max_backoff, 2.0 ** max(0, self._failures - 1))
+
+    def _failed(self, exc: BaseException, what: str) -> None:
+        if is_transient(exc):
+            self._failures += 1
+            self._paused_until = time.monotonic() + self._delay()
+            log.warning("%s failed (%s); pausing %.0f s", what, exc, self._delay())
+        else:
+            log.error("%s failed: %s: %s", what, type(exc).__name__, exc)
+
+
+def _id(payload: dict[str, Any], key: str) -> int:
+    item = payload.get(key)
+    value = item.get("id") if isinstance(item, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise ValueError(f"payload has no numeric {key}.id")
+    return int(value)
+
+
+def build_worker(settings: Any) -> Worker:
+    """The worker for ``settings`` (a :class:`ml_backend.settings.Settings`).
+
+    Raises:
+        ValueError: if no Label Studio API key is configured (nothing could be harvested).
+    """
+    from active_learning.pseudonyms import resolve_key
+    from active_learning.store import open_store
+    from label_config import load_catalogue
+    from ml_backend.label_studio import LabelStudioClient
+
+    if settings.label_studio_api_key is None:
+        raise ValueError("the harvest worker needs LABEL_STUDIO_API_KEY (a user who sees every annotation)")
+    catalogue = load_catalogue(settings.catalogue)
+    events = EventLog.from_url(settings.resolved_event_log_url)
+    harvests = HarvestLog(events.engine)
+    client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), 60)
+    store = open_store(settings.resolved_artefact_uri, settings, create_bucket=True)
+    secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key is not None else None
+    harvester = Harvester(client, store, harvests, catalogue, resolve_key(secret, settings.data_dir))
+    return Worker(
+        events,
+        harvester,
+        Reconciler(client, harvester, harvests, catalogue),
+        TrainingQueue(events.engine),
+        WorkerLease(events.engine),
+        settings.reconcile_seconds,
+        probe=client.whoami,
+    )
+
+
+def prepare_database(url: str) -> None:
+    """Create every table of the event-log database once, before the processes sharing it start.
+
+    The web workers and the harvest worker start at the same moment; on a new database
+    their table creation would race (SQLite: "table events already exists").
+    """
+    events = EventLog.from_url(url)
+    HarvestLog(events.engine)
+    TrainingQueue(events.engine)
+    create_tables(events.engine, metadata)
+    events.engine.dispose()
+
+
+def start_worker_process() -> subprocess.Popen:
+    """``scraiber worker`` as a child of this process (same environment, same settings)."""
+    command = [sys.executable, "-m", "ml_backend", "worker", "--parent-pid", str(os.getpid())]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def stop_worker_process(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the worker, SIGKILL it after ``grace`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@click.command("worker")
+@click.option("--parent-pid", type=int, hidden=True, help="Stop when this process is gone (set by `scraiber backend`).")
+@click.pass_context
+def worker_command(ctx: click.Context, parent_pid: int | None) -> None:
+    """Harvest implicit labels from stored webhook events and reconcile with Label Studio."""
+    from ml_backend.cli import settings_from
+
+    worker = build_worker(settings_from(ctx))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if parent_pid is not None:
+        threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
+    worker.run(stop)
+
+
+def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent_pid:
+            log.warning("the backend process %d is gone; stopping the worker", parent_pid)
+            stop.set()

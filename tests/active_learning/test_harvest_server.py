@@ -1,0 +1,387 @@
+"""Harvesting end to end: the real backend process (gunicorn + worker) against a real Label Studio 1.23.2.
+
+The backend runs once for the module; the tests stop, restart and SIGKILL it, so they run in file order.
+Label Studio sends its ML-backend webhooks without the basic auth the backend requires;
+the tests add the header to the webhook (Settings > Webhooks in the UI) where a webhook must arrive.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import secrets
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from active_learning.event_log import EventLog
+from active_learning.harvest import label_keys
+from active_learning.harvest_log import LABEL, SKIP, HarvestLog
+from active_learning.pseudonyms import load_or_create_key, pseudonym
+from active_learning.stack import backend_process
+from active_learning.store import LocalArtefactStore
+from active_learning.training_queue import TrainingQueue
+from label_config import load_catalogue
+from label_config.generate import CONFIG_DIR
+from ml_backend.brush import mask_to_rle, rle_to_mask
+from ml_backend.processes import ManagedProcess, free_port
+from ml_backend.synthetic import generate_section
+
+pytestmark = pytest.mark.slow
+MINERALS_XML = (CONFIG_DIR / "minerals.xml").read_text()
+CATALOGUE = load_catalogue()
+SIZE = 96
+
+
+@dataclass
+class Backend:
+    url: str
+    auth: tuple[str, str]
+    process: ManagedProcess
+    data_dir: Path
+
+    def status(self) -> dict:
+        return requests.get(f"{self.url}/status", auth=self.auth, timeout=10).json()
+
+    def events(self) -> EventLog:
+        return EventLog.from_url(f"sqlite:///{self.data_dir / 'events.sqlite'}")
+
+    def harvests(self) -> HarvestLog:
+        return HarvestLog(self.events().engine)
+
+    def store(self) -> LocalArtefactStore:
+        return LocalArtefactStore(self.data_dir / "artefacts")
+
+    def restart(self) -> None:
+        self.process.stop()
+        self.process.start()
+
+
+@pytest.fixture(scope="module")
+def backend(label_studio, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("harvest-backend")
+    auth = ("scraiber", secrets.token_urlsafe(12))
+    port = free_port()
+    env = {
+        "SCRAIBER_DATA_DIR": str(data_dir),
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.api_key,
+        "SCRAIBER_BASIC_AUTH_USER": auth[0],
+        "SCRAIBER_BASIC_AUTH_PASS": auth[1],
+        "SCRAIBER_WEB_WORKERS": "2",
+        "SCRAIBER_RECONCILE_SECONDS": "3600",  # only the round at each start
+    }
+    process = backend_process(env, port, data_dir / "backend.log", [label_studio.api_key, auth[1]])
+    process.start()
+    try:
+        yield Backend(f"http://127.0.0.1:{port}", auth, process, data_dir)
+    finally:
+        process.stop()
+
+
+def _wait(condition, timeout: float, what: str, backend: Backend):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.process.log_tail(60)}")
+
+
+def _project(label_studio, backend: Backend, title: str, seeds: list[int], folder: Path, authorize_webhook: bool):
+    """A minerals project with synthetic fields, the backend connected, predictions retrieved."""
+    client = label_studio.client
+    project = client.create_project(title, MINERALS_XML)
+    paths, truths = [], []
+    for seed in seeds:
+        section = generate_section(SIZE, seed=seed)
+        path = folder / f"{title.replace(' ', '-')}-{seed}.png"
+        Image.fromarray(section.image).save(path)
+        paths.append(path)
+        truths.append(section.classes)
+    task_ids = client.upload_files(project["id"], paths)
+    client.connect_ml_backend(project["id"], backend.url, "scrAiber", basic_auth=backend.auth)
+    if authorize_webhook:
+        _authorize_webhook(label_studio, project["id"], backend)
+    client.retrieve_predictions(project["id"])
+    predictions = [client.task_predictions(task_id) for task_id in task_ids]
+    assert all(len(p) == 1 for p in predictions), predictions
+    return project["id"], task_ids, [p[0] for p in predictions], truths
+
+
+def _authorize_webhook(label_studio, project_id: int, backend: Backend) -> None:
+    """Give the webhook Label Studio created for the backend the basic-auth header it lacks."""
+    headers = {"Authorization": f"Token {label_studio.api_key}"}
+    hooks = requests.get(
+        f"{label_studio.url}/api/webhooks/", params={"project": project_id}, headers=headers, timeout=10
+    ).json()
+    [hook] = [h for h in hooks if h["url"] == f"{backend.url}/webhook"]
+    token = base64.b64encode(":".join(backend.auth).encode()).decode()
+    answer = requests.patch(
+        f"{label_studio.url}/api/webhooks/{hook['id']}/",
+        json={"headers": {"Authorization": f"Basic {token}"}},
+        headers=headers,
+        timeout=10,
+    )
+    answer.raise_for_status()
+
+
+def _decode(prediction: dict) -> np.ndarray:
+    """The prediction's class map, decoded region by region (independently of the harvester)."""
+    predicted = np.full((SIZE, SIZE), 255, np.uint8)
+    for region in prediction["result"]:
+        predicted[rle_to_mask(region["value"]["rle"], SIZE, SIZE)] = CATALOGUE.index_of(region["value"]["brushlabels"][0])
+    return predicted
+
+
+def _result(class_map: np.ndarray) -> list[dict]:
+    return [
+        {
+            "from_name": "minerals",
+            "to_name": "image",
+            "type": "brushlabels",
+            "original_width": SIZE,
+            "original_height": SIZE,
+            "value": {"format": "rle", "rle": mask_to_rle(class_map == c), "brushlabels": [CATALOGUE.names[c]]},
+        }
+        for c in np.unique(class_map)
+        if c != 255
+    ]
+
+
+def _correct(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Relabel the most predicted class, paint the truth into a square, erase a corner."""
+    counts = np.bincount(predicted[predicted != 255], minlength=len(CATALOGUE))
+    wrong = int(np.argmax(counts))
+    right = (wrong + 2) % len(CATALOGUE)
+    final = predicted.copy()
+    final[predicted == wrong] = right
+    final[24:56, 24:56] = truth[24:56, 24:56]
+    final[80:90, 80:90] = 255
+    return final, wrong, right
+
+
+def _expected_confusion(predicted: np.ndarray, final: np.ndarray) -> list[list[int]]:
+    k = len(CATALOGUE)
+    rows = np.where(predicted == 255, k, predicted).astype(int)
+    columns = np.where(final == 255, k, final).astype(int)
+    confusion = np.zeros((k + 1, k + 1), int)
+    np.add.at(confusion, (rows.ravel(), columns.ravel()), 1)
+    return confusion.tolist()
+
+
+def _annotation_events(backend: Backend, annotation_id: int) -> list[str]:
+    return [
+        e.action
+        for e in backend.events().list_events()
+        if (e.payload.get("annotation") or {}).get("id") == annotation_id
+        or {"id": annotation_id} in (e.payload.get("annotations") or [])
+    ]
+
+
+# -- one harvest cycle through the real webhook ------------------------------------------
+
+
+def test_webhook_to_implicit_label_update_and_delete(label_studio, backend, tmp_path):
+    client = label_studio.client
+    project_id, [task_id], [prediction], [truth] = _project(
+        label_studio, backend, "Harvest cycle", [11], tmp_path, authorize_webhook=True
+    )
+    predicted = _decode(prediction)
+    final, wrong, right = _correct(predicted, truth)
+    annotation = client.create_annotation(task_id, _result(final), lead_time=42.0, parent_prediction=prediction["id"])
+    harvests = backend.harvests()
+    record = _wait(lambda: harvests.current(annotation["id"]), 90, "the implicit label", backend)
+
+    assert _annotation_events(backend, annotation["id"]) == ["ANNOTATION_CREATED"]  # it came by webhook
+    assert (record.kind, record.project_id, record.task_id) == (LABEL, project_id, task_id)
+    assert (record.prediction_id, record.prediction_rule) == (prediction["id"], "parent_prediction")
+    assert record.model_version == prediction["model_version"] == backend.status()["model_version"]
+    assert record.lead_time == 42.0 and record.updated_at == annotation["updated_at"]
+    assert record.stats["confusion"] == _expected_confusion(predicted, final)
+    name = CATALOGUE.names[wrong]
+    outside = int(((predicted == wrong) & (final != wrong)).sum())
+    assert record.stats["per_class"][name]["relabelled_out"] + record.stats["per_class"][name]["removed"] == outside
+    assert record.stats["edited_pixels"] == int((predicted != final).sum())
+    assert record.stats["labelled_pixels"] == int((final != 255).sum())
+
+    arrays = backend.store().get_arrays(record.label_key)
+    np.testing.assert_array_equal(arrays["label"], final)
+    assert arrays["confidence"].dtype == np.float16
+    assert (arrays["confidence"][(predicted != final) & (final != 255)] == 1).all()
+    assert (arrays["confidence"][final == 255] == 0).all()
+    key = load_or_create_key(backend.data_dir)
+    user_id = annotation["completed_by"]
+    assert record.annotator == pseudonym(user_id, key)
+    provenance = backend.store().get_json(label_keys(project_id, task_id, annotation["id"])[1])
+    assert label_studio.username not in json.dumps(provenance)
+    assert provenance["image"] == client.get_task(task_id)["data"]["image"]
+    assert backend.status()["implicit_labels"] >= 1
+
+    # the expert edits the annotation: the new version replaces the label
+    final[0:8, 0:8] = right
+    answer = requests.patch(
+        f"{label_studio.url}/api/annotations/{annotation['id']}/",
+        json={"result": _result(final), "lead_time": 50.0},
+        headers={"Authorization": f"Token {label_studio.api_key}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    newer = _wait(
+        lambda: (r := harvests.current(annotation["id"])) and r.updated_at != record.updated_at and r,
+        90,
+        "the updated label",
+        backend,
+    )
+    np.testing.assert_array_equal(backend.store().get_arrays(newer.label_key)["label"], final)
+    assert [r.active for r in harvests.records(project=project_id, include_superseded=True)] == [False, True]
+
+    # the annotation is deleted: the label is retracted, the records stay
+    client.delete_annotation(annotation["id"])
+    _wait(lambda: not harvests.records(project=project_id), 90, "retraction", backend)
+    assert [r.retracted_at is not None for r in harvests.records(project=project_id, include_retracted=True)] == [True]
+    assert not backend.store().exists(newer.label_key)
+    assert _annotation_events(backend, annotation["id"]) == [
+        "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED",
+    ]  # fmt: skip
+
+
+# -- reconciliation: what happened while the backend was down ----------------------------
+
+
+def test_annotations_made_while_the_backend_is_down_are_harvested_once(label_studio, backend, tmp_path):
+    client = label_studio.client
+    project_id, task_ids, predictions, truths = _project(
+        label_studio, backend, "Backend down", [21, 22, 23], tmp_path, authorize_webhook=True
+    )
+    harvests = backend.harvests()
+    early_final, _, _ = _correct(_decode(predictions[2]), truths[2])
+    early = client.create_annotation(task_ids[2], _result(early_final), lead_time=20.0)
+    _wait(lambda: harvests.current(early["id"]), 90, "the label made while up", backend)
+
+    backend.process.stop()
+    final, _, _ = _correct(_decode(predictions[0]), truths[0])
+    labelled = client.create_annotation(task_ids[0], _result(final), lead_time=33.0, parent_prediction=predictions[0]["id"])
+    skipped = client.create_annotation(task_ids[1], [], lead_time=2.0, was_cancelled=True)
+    client.delete_annotation(early["id"])
+    backend.process.start()
+
+    _wait(lambda: "reconciled" in backend.process.log_tail(400), 180, "reconciliation after the restart", backend)
+    assert harvests.current(labelled["id"]) and harvests.current(skipped["id"])
+    assert harvests.current(early["id"]).retracted_at is not None
+    for missed in (labelled, skipped):
+        assert _annotation_events(backend, missed["id"]) == []  # Label Studio never re-sent them
+    history = harvests.records(project=project_id, include_superseded=True, include_retracted=True)
+    assert sorted((r.annotation_id, r.kind) for r in history) == sorted(
+        [(early["id"], LABEL), (labelled["id"], LABEL), (skipped["id"], SKIP)]
+    )
+    record = harvests.current(labelled["id"])
+    assert record.prediction_id == predictions[0]["id"] and record.lead_time == 33.0
+    assert record.stats["confusion"] == _expected_confusion(_decode(predictions[0]), final)
+    assert harvests.current(skipped["id"]).was_cancelled is True
+
+    backend.restart()  # another full reconciliation: nothing is harvested twice
+    _wait(lambda: "reconciled" in backend.process.log_tail(400), 180, "reconciliation after the restart", backend)
+    again = harvests.records(project=project_id, include_superseded=True, include_retracted=True)
+    assert [(r.id, r.annotation_id, r.retracted_at is None) for r in again] == [
+        (r.id, r.annotation_id, r.retracted_at is None) for r in history
+    ]
+
+
+# -- durability: SIGKILL in the middle of a burst -----------------------------------------
+
+BURST = 300
+SENDERS = 6
+KILL_AFTER = 120
+
+
+def _burst_payload(i: int) -> dict:
+    marker = {"burst": i, "project": {"id": 10**6}}
+    if i % 3 == 0:
+        return {"action": "START_TRAINING", **marker}
+    if i % 3 == 1:
+        return {"action": "ANNOTATION_CREATED", "annotation": {"id": 10**8 + i}, **marker}  # not in Label Studio
+    return {"action": "PROJECT_UPDATED", **marker}  # stored, ignored
+
+
+def _send(backend: Backend, payload: dict) -> str:
+    try:
+        answer = requests.post(f"{backend.url}/webhook", json=payload, auth=backend.auth, timeout=15)
+    except requests.RequestException:
+        return "error"
+    return answer.json()["status"] if answer.status_code == 200 else "error"
+
+
+def test_sigkill_in_a_burst_loses_nothing_and_duplicates_nothing(backend):
+    outcomes: dict[int, str] = {}
+    lock = threading.Lock()
+    acknowledged = threading.Event()
+    work: queue.Queue[int] = queue.Queue()
+    for i in range(BURST):
+        work.put(i)
+
+    def sender() -> None:
+        while True:
+            try:
+                i = work.get_nowait()
+            except queue.Empty:
+                return
+            outcome = _send(backend, _burst_payload(i))
+            with lock:
+                outcomes[i] = outcome
+                if sum(o != "error" for o in outcomes.values()) >= KILL_AFTER:
+                    acknowledged.set()
+
+    threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    assert acknowledged.wait(120), backend.process.log_tail(40)
+    os.killpg(backend.process.pid, signal.SIGKILL)  # gunicorn master, web workers and harvest worker
+    for thread in threads:
+        thread.join(60)
+    backend.process.stop()  # reap
+    before = dict(outcomes)
+    acked_before = {i for i, o in before.items() if o != "error"}
+    failed = sorted(i for i, o in before.items() if o == "error")
+
+    backend.process.start()
+    resent = {i: _send(backend, _burst_payload(i)) for i in failed}
+    assert all(o in ("stored", "duplicate") for o in resent.values()), resent
+    events = backend.events()
+    _wait(
+        lambda: (s := backend.status())["queue_depth"] == 0 and s["events_processed"] + s["events_failed"] == s["events_received"],
+        180,
+        "the worker to drain the log",
+        backend,
+    )
+    mine = [e for e in events.list_events() if "burst" in e.payload]
+    stored_ids = sorted(e.payload["burst"] for e in mine)
+    with events.engine.connect() as connection:
+        statuses = dict(
+            connection.exec_driver_sql(
+                "SELECT status, count(*) FROM events WHERE payload LIKE '%\"burst\":%' GROUP BY status"
+            ).all()
+        )
+    trainings = [r for r in TrainingQueue(events.engine).requests() if r.project_id == 10**6]
+    print(
+        f"\nburst: sent {BURST}, acknowledged before SIGKILL {len(acked_before)}, failed {len(failed)} "
+        f"(re-sent: {sum(o == 'stored' for o in resent.values())} stored, "
+        f"{sum(o == 'duplicate' for o in resent.values())} duplicate), stored {len(mine)}, statuses {statuses}, "
+        f"re-claimed after the kill {sum(e.attempts > 1 for e in mine)}"
+    )
+    assert stored_ids == list(range(BURST))  # every event exactly once, nothing lost
+    assert acked_before <= set(stored_ids)
+    assert statuses == {"done": 2 * BURST // 3, "ignored": BURST // 3}
+    assert sorted(r.event_id for r in trainings) == sorted(e.id for e in mine if e.action == "START_TRAINING")
+    assert len(trainings) == BURST // 3
+    assert backend.harvests().records(project=10**6, include_retracted=True) == []
