@@ -8,9 +8,9 @@ windows with raised-cosine weights, so neighbouring tiles meet without seams. A
 off again, so a function whose output at a pixel depends only on a neighbourhood
 smaller than the halo gives exactly what it would give on the whole image.
 
-Memory: blending buffers cover one band of tile rows (about ``2 * tile`` rows of the
-image width), not the whole image; only the output array is image-sized. With
-``reduce`` (e.g. argmax) the image-sized output can be a small dtype.
+Memory: blending buffers cover one row of tiles (``tile`` rows of the image width), not
+the whole image; only the output array is image-sized. With ``reduce`` (e.g. argmax)
+the image-sized output can be a small dtype.
 """
 
 from __future__ import annotations
@@ -193,17 +193,14 @@ def predict_tiled(
     rows = list(_rows(windows))
     finish = reduce or (lambda block: block)
     out: np.ndarray | None = None
-    band_y0 = 0  # first image row not yet written to ``out``
-    acc = np.zeros((n_classes, 0, width), dtype=np.float32)
-    wsum = np.zeros((0, width), dtype=np.float32)
+    # blending buffers for one row of tiles: image rows row.y0 .. row.y0 + tile
+    band = min(tile, height)
+    acc = np.zeros((n_classes, band, width), dtype=np.float32)
+    wsum = np.zeros((band, width), dtype=np.float32)
     bar = tqdm(total=len(windows), desc="tiles", unit="tile", disable=not progress or len(windows) == 1)
     try:
         for index, row in enumerate(rows):
-            band_y1 = row[0].y1
-            grow = band_y1 - band_y0 - acc.shape[1]
-            if grow > 0:
-                acc = np.concatenate([acc, np.zeros((n_classes, grow, width), np.float32)], axis=1)
-                wsum = np.concatenate([wsum, np.zeros((grow, width), np.float32)], axis=0)
+            y0 = row[0].y0
             tiles = [extract_with_halo(image, w, halo) for w in row]
             for window, probs in zip(row, _run(fn, tiles, n_classes, batch_size)):
                 h, w = window.shape
@@ -212,17 +209,21 @@ def predict_tiled(
                         f"tile function returned shape {probs.shape}, expected {(n_classes, h + 2 * halo, w + 2 * halo)}"
                     )
                 weight = blend_weights(window, shape, overlap)
-                rows_ = slice(window.y0 - band_y0, window.y1 - band_y0)
-                acc[:, rows_, window.x0 : window.x1] += probs[:, halo : halo + h, halo : halo + w] * weight
-                wsum[rows_, window.x0 : window.x1] += weight
+                acc[:, :h, window.x0 : window.x1] += probs[:, halo : halo + h, halo : halo + w] * weight
+                wsum[:h, window.x0 : window.x1] += weight
                 bar.update(1)
             done_y = rows[index + 1][0].y0 if index + 1 < len(rows) else height
-            n_done = done_y - band_y0
-            block = finish(acc[:, :n_done] / wsum[:n_done])
+            n_done, pending = done_y - y0, row[0].y1 - done_y
+            acc[:, :n_done] /= wsum[:n_done]
+            block = finish(acc[:, :n_done])
             if out is None:
                 out = np.empty(block.shape[:-2] + shape, dtype=block.dtype)
-            out[..., band_y0:done_y, :] = block
-            acc, wsum, band_y0 = acc[:, n_done:].copy(), wsum[n_done:].copy(), done_y
+            out[..., y0:done_y, :] = block
+            if pending > 0:  # rows the next row of tiles overlaps: move them to the top
+                acc[:, :pending] = acc[:, n_done : n_done + pending]
+                wsum[:pending] = wsum[n_done : n_done + pending]
+            acc[:, max(pending, 0) :] = 0.0
+            wsum[max(pending, 0) :] = 0.0
     finally:
         bar.close()
     assert out is not None  # at least one row of tiles always exists
