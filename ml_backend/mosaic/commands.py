@@ -27,6 +27,7 @@ from ml_backend.synthetic import SynthConfig
 @click.option("--stream-above", type=float, default=STREAM_ABOVE_PIXELS / 2**20, show_default=True, help="MPix.")
 @click.option("--pixel-size", type=float, help="Pixel size in µm when the image metadata has none.")
 @click.option("--sample", "sample_mpix", type=float, default=SAMPLE_PIXELS / 2**20, show_default=True, help="MPix the method is fitted on.")
+@click.option("--model-uri", help="fcn: weights folder or .safetensors file, models:/NAME@ALIAS or runs:/RUN/model (default: shipped).")
 @click.pass_context
 def segment_command(
     ctx: click.Context,
@@ -37,6 +38,7 @@ def segment_command(
     stream_above: float,
     pixel_size: float | None,
     sample_mpix: float,
+    model_uri: str | None,
 ) -> None:
     """Segment IMAGE (a field or a whole-section mosaic) into a class mask with a JSON sidecar."""
     settings = settings_from(ctx)
@@ -45,13 +47,22 @@ def segment_command(
     if pixel_size is not None and not pixel_size > 0:
         raise ValueError(f"--pixel-size must be a positive number of micrometres, got {pixel_size}")
     catalogue = load_catalogue(settings.catalogue)
+    options = {}
+    if model_uri is not None:
+        from ml_backend.fcn.model_files import resolve_model_uri
+
+        options["model"] = str(resolve_model_uri(model_uri, settings))
     if stream is None:
         stream = should_stream(image, int(stream_above * 2**20))
     if stream:
         with MosaicReader(image, pixel_size_um=pixel_size) as reader:
-            path, _ = segment_mosaic(reader, out, method, catalogue, sample_pixels=int(sample_mpix * 2**20), progress=True)
+            path, _ = segment_mosaic(
+                reader, out, method, catalogue, options, sample_pixels=int(sample_mpix * 2**20), progress=True
+            )
     else:
-        path, _ = segment_image(image, out, method, catalogue, pixel_size, max_pixels=settings.max_image_pixels, progress=True)
+        path, _ = segment_image(
+            image, out, method, catalogue, pixel_size, options, max_pixels=settings.max_image_pixels, progress=True
+        )
     click.echo(f"wrote {path} ({'streamed' if stream else 'in memory'}, {method})")
 
 

@@ -1,0 +1,83 @@
+"""``scraiber train``: train the FCN locally (or on Modal) and register it in MLflow."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import click
+
+from active_learning.training.config import TrainConfig
+
+_MODAL_MODULE = "active_learning.modal_app"
+_MODAL_FUNCTION = "run_training_on_modal"
+
+
+def _settings(ctx: click.Context, needed: bool):
+    """The invocation's settings, or None where pydantic-settings is missing and none are needed."""
+    try:
+        from ml_backend.cli import settings_from
+    except ImportError as exc:
+        if needed:
+            raise ValueError(f"registering or --on modal needs the full installation ({exc})") from None
+        return None
+    return settings_from(ctx)
+
+
+def _run_on_modal(config: TrainConfig, settings):
+    if importlib.util.find_spec(_MODAL_MODULE) is None:
+        raise ValueError(
+            f"--on modal needs the Modal app {_MODAL_MODULE.replace('.', '/')}.py with a function "
+            f"`{_MODAL_FUNCTION}(config: TrainConfig, settings: Settings) -> TrainingResult` that runs "
+            "active_learning.training.run_training remotely; it is not in this installation yet: use --on local"
+        )
+    module = importlib.import_module(_MODAL_MODULE)
+    if not hasattr(module, _MODAL_FUNCTION):
+        raise ValueError(f"{_MODAL_MODULE} has no function {_MODAL_FUNCTION}(config, settings); use --on local")
+    return getattr(module, _MODAL_FUNCTION)(config, settings)
+
+
+@click.command("train")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Training config (.toml or .json; fields of TrainConfig, [synth] table for the synthetic ranges).")
+@click.option("--steps", type=int, help="Optimiser steps (overrides the config).")
+@click.option("--arch", help="FCN architecture (see `scraiber bench fcn --help` for the list).")
+@click.option("--seed", type=int, help="Seed of batches and initialisation.")
+@click.option("--device", help="auto (CUDA when present), cpu or cuda.")
+@click.option("--threads", type=int, help="CPU threads, 0 = all cores.")
+@click.option("--workers", type=int, help="Data-loading processes (0 = none).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), help="Checkpoint folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the best model here as minerals-<arch>.safetensors + .json.")
+@click.option("--register/--no-register", default=True, show_default=True,
+              help="Log to MLflow, register as SCRAIBER_MODEL_NAME and promote if not worse.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
+@click.option("--on", "where", type=click.Choice(["local", "modal"]), default="local", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train_command(ctx: click.Context, config_file: Path | None, steps: int | None, arch: str | None, seed: int | None,
+                  device: str | None, threads: int | None, workers: int | None, checkpoint_dir: Path | None,
+                  out: Path | None, register: bool, resume: bool, where: str, quiet: bool) -> None:  # fmt: skip
+    """Train the mineral FCN on synthetic thin sections, validate it, and register it."""
+    from active_learning.training.loop import run_training
+
+    config = TrainConfig.from_file(config_file) if config_file else TrainConfig()
+    changes = {"steps": steps, "arch": arch, "seed": seed, "device": device, "threads": threads, "workers": workers,
+               "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}  # fmt: skip
+    changes = {key: value for key, value in changes.items() if value is not None}
+    if resume:
+        changes["resume"] = True
+    config = config.replace(**changes)
+    settings = _settings(ctx, needed=register or where == "modal")
+    if where == "modal":
+        result = _run_on_modal(config, settings)
+    else:
+        result = run_training(config, settings, out=out, register=register, progress=not quiet)
+    click.echo(f"model: {result.model_path}")
+    click.echo(f"steps: {result.steps_done} (best at {result.best_step}{', stopped early' if result.stopped_early else ''}), "
+               f"{result.seconds:.0f} s")  # fmt: skip
+    iou = ", ".join(f"{name} {value:.3f}" for name, value in result.val_iou.items() if not math.isnan(value))
+    click.echo(f"validation mIoU {result.val_miou:.4f} ({iou}); set {result.val_fingerprint[:12]}")
+    if result.model_version is not None:
+        click.echo(f"MLflow run {result.run_id}, model version {result.model_version}: {result.promotion_reason}")

@@ -1,0 +1,322 @@
+"""The training entry point shared by every way of running it: ``run_training(config, settings)``.
+
+``scraiber train`` (local), ``python -m active_learning.training`` (no MLflow, light
+imports) and the Modal function all call :func:`run_training`. MLflow is imported only
+when the run is registered.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from active_learning.training.checkpoint import TrainState, has_checkpoint, load_checkpoint, save_checkpoint
+from active_learning.training.config import TrainConfig
+from active_learning.training.data import HarvestedSample, TrainingBatches, collate_none
+from active_learning.training.loss import SegmentationLoss
+from active_learning.training.validation import (
+    ValidationSample,
+    class_frequencies,
+    class_iou,
+    confusion_matrix,
+    data_fingerprint,
+    mean_iou,
+    synthetic_validation_set,
+)
+from label_config.catalogue import Catalogue, load_catalogue
+from ml_backend.fcn.model_config import FCNConfig
+from ml_backend.fcn.model_files import load_fcn, save_fcn
+from ml_backend.fcn.segmenter import FCNPredictor, available_cores, resolve_device
+
+if TYPE_CHECKING:
+    from ml_backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Fields that decide which batches a run sees: a resumed run must agree on them.
+_DATA_FIELDS = ("arch", "seed", "batch_size", "patch", "section_size", "patches_per_section", "synth",
+                "harvest_ratio", "augment", "intensity_jitter", "val_seed", "val_sections", "val_size")  # fmt: skip
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced.
+
+    Attributes:
+        model_path: Weights file of the best model (its ``.json`` config beside it or, for a
+            folder, ``config.json``).
+        model_config: The best model's construction config (with training provenance).
+        val_iou, val_miou: Per-class IoU and mean on the validation set, best validation.
+        val_fingerprint: Fingerprint of the validation set.
+        best_step, steps_done: Step of the best validation; steps trained in all.
+        stopped_early: Whether early stopping ended the run.
+        seconds: Wall time of this invocation.
+        losses: Training loss per step (all steps, resumed ones included).
+        validations: One dict per validation (step, mIoU, per-class IoU, mean loss).
+        run_id, model_version, promoted, promotion_reason: MLflow results when registered.
+    """
+
+    model_path: Path
+    model_config: FCNConfig
+    val_iou: dict[str, float]
+    val_miou: float
+    val_fingerprint: str
+    best_step: int
+    steps_done: int
+    stopped_early: bool
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    validations: list[dict[str, Any]] = field(default_factory=list)
+    run_id: str | None = None
+    model_version: int | None = None
+    promoted: bool | None = None
+    promotion_reason: str | None = None
+
+
+class TrainingLog(Protocol):
+    """Where a run reports (MLflow when registered; nothing otherwise)."""
+
+    def start(self, config: TrainConfig, val_samples: dict[str, str], class_weights: list[float]) -> None: ...
+
+    def metrics(self, values: dict[str, float], step: int) -> None: ...
+
+    def class_iou(self, iou: dict[str, float], step: int) -> None: ...
+
+    def finish(self, result: TrainingResult, state_dict: dict[str, torch.Tensor]) -> None: ...
+
+
+class NullLog:
+    """A :class:`TrainingLog` that records nothing (``--no-register``)."""
+
+    def start(self, config: TrainConfig, val_samples: dict[str, str], class_weights: list[float]) -> None:
+        """Nothing."""
+
+    def metrics(self, values: dict[str, float], step: int) -> None:
+        """Nothing."""
+
+    def class_iou(self, iou: dict[str, float], step: int) -> None:
+        """Nothing."""
+
+    def finish(self, result: TrainingResult, state_dict: dict[str, torch.Tensor]) -> None:
+        """Nothing."""
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate at ``step``: linear warm-up, then constant or cosine decay."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.lr
+    span = max(config.steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    floor = config.lr * config.final_lr_fraction
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def evaluate(
+    network: torch.nn.Module, model_config: FCNConfig, samples: Iterable[ValidationSample], device: torch.device
+) -> dict[str, float]:
+    """Per-class IoU of ``network`` (tiled inference, as served) over ``samples``."""
+    n = len(model_config.classes)
+    predictor = FCNPredictor(network, model_config, device=str(device), runtime="channels-last", threads=torch.get_num_threads())
+    confusion = np.zeros((n, n), np.int64)
+    for sample in samples:
+        predicted = predictor.predict(sample.image, reduce=lambda block: np.argmax(block, axis=0).astype(np.uint8))
+        confusion += confusion_matrix(sample.label, predicted, n)
+    return class_iou(confusion, model_config.classes)
+
+
+def default_class_weights(samples: list[ValidationSample], n_classes: int) -> list[float]:
+    """Inverse square root of class frequencies, normalised to mean 1 (absent classes get the largest weight)."""
+    freq = class_frequencies(samples, n_classes)
+    present = freq > 0
+    weights = np.zeros(n_classes)
+    weights[present] = 1 / np.sqrt(freq[present])
+    weights[~present] = weights[present].max() if present.any() else 1.0
+    return [round(float(w), 4) for w in weights / weights.mean()]
+
+
+def _checkpoint_dir(config: TrainConfig, settings: Settings | None) -> Path:
+    if config.checkpoint_dir:
+        return Path(config.checkpoint_dir)
+    root = settings.data_dir if settings is not None else Path(".scraiber")
+    return root / "checkpoints" / f"{config.arch}-seed{config.seed}"
+
+
+def _check_resumable(saved: dict[str, Any], config: TrainConfig, directory: Path) -> None:
+    current = config.to_dict()
+    different = [name for name in _DATA_FIELDS if saved.get(name) != current.get(name)]
+    if different:
+        raise ValueError(
+            f"cannot resume from {directory}: the checkpoint was trained with other {', '.join(different)}; "
+            "use the same config or another --checkpoint-dir"
+        )
+
+
+@contextmanager
+def _tracking(settings: Settings | None, register: bool, config: TrainConfig) -> Iterator[TrainingLog]:
+    if not register:
+        yield NullLog()
+        return
+    if settings is None:
+        raise ValueError("registering a trained model needs the settings (MLflow URI, model name)")
+    from active_learning.training.mlflow_log import MlflowTrainingLog  # MLflow only when registering
+
+    with MlflowTrainingLog.open(settings, config) as tracking:
+        yield tracking
+
+
+def run_training(
+    config: TrainConfig,
+    settings: Settings | None = None,
+    *,
+    catalogue: Catalogue | None = None,
+    out: Path | None = None,
+    register: bool | None = None,
+    harvested: Iterable[HarvestedSample] | None = None,
+    validation_extra: Iterable[ValidationSample] = (),
+    progress: bool = True,
+) -> TrainingResult:
+    """Train an FCN on synthetic sections (+ harvested labels), validate, save, and (optionally) register it.
+
+    Args:
+        config: The training config (logged whole).
+        settings: Needed to register (MLflow URI, model name, alias) and for the default
+            checkpoint folder (``data_dir``); None trains without MLflow.
+        catalogue: Classes (default: ``settings.catalogue`` or the built-in catalogue).
+        out: Folder for the best model as ``minerals-<arch>.safetensors`` + ``.json``
+            (default: the checkpoint folder's ``best``).
+        register: Log to MLflow, register as ``settings.model_name`` and promote with the
+            champion rule (default: True when ``settings`` are given).
+        harvested: Harvested labelled samples, mixed in at ``config.harvest_ratio``.
+        validation_extra: Held-out expert-labelled samples added to the fixed validation set.
+        progress: tqdm bar on stderr.
+
+    Returns:
+        The :class:`TrainingResult` (MLflow ids filled when registered).
+    """
+    started = time.perf_counter()
+    register = settings is not None if register is None else register
+    catalogue = catalogue or load_catalogue(settings.catalogue if settings is not None else None)
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(config.threads or available_cores())
+    model_config = FCNConfig.for_architecture(
+        config.arch, catalogue.names, percentiles=config.percentiles, tile=config.tile, overlap=config.overlap
+    )
+    torch.manual_seed(config.seed)
+    network = model_config.build().to(device=device, memory_format=torch.channels_last).train()
+
+    val_samples = synthetic_validation_set(catalogue, config.val_seed, config.val_sections, config.val_size)
+    val_samples += list(validation_extra)
+    val_hashes = {sample.id: sample.content_hash() for sample in val_samples}
+    fingerprint = data_fingerprint(val_hashes)
+    weights = list(config.class_weights) if config.class_weights else default_class_weights(val_samples, len(catalogue))
+    criterion = SegmentationLoss(
+        len(catalogue), weights, config.ce_weight, config.dice_weight, config.focal_gamma
+    ).to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    use_amp = config.amp and (device.type == "cuda" or torch.backends.mkldnn.is_available() and _cpu_has_bf16())
+
+    directory = _checkpoint_dir(config, settings)
+    state = TrainState()
+    if config.resume and has_checkpoint(directory):
+        state, saved = load_checkpoint(directory, network, optimizer)
+        _check_resumable(saved, config, directory)
+        log.info("resuming from %s at step %d", directory, state.step)
+    elif config.resume:
+        log.info("no checkpoint in %s: starting from step 0", directory)
+
+    dataset = TrainingBatches(config, catalogue, harvested)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=range(state.step, config.steps), num_workers=config.workers,
+        collate_fn=collate_none, persistent_workers=False,
+    )  # fmt: skip
+    best_state = _best_state(directory, state)
+    stopped_early = False
+    bar = tqdm(total=config.steps, initial=state.step, desc=f"train {config.arch}", unit="step", disable=not progress)
+    with _tracking(settings, register, config) as tracking:
+        tracking.start(config, val_hashes, weights)
+        interval: list[float] = []
+        for batch in loader:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, state.step)
+            image = batch.image.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
+            with autocast:
+                logits = network(image)
+            loss = criterion(logits, batch.label.to(device), batch.weight.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ValueError(f"training diverged at step {state.step} (loss {value}); lower the learning rate")
+            state.losses.append(value)
+            interval.append(value)
+            state.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}", best=f"{max(state.best_miou, 0):.3f}")
+            if state.step % config.val_every and state.step != config.steps:
+                continue
+            iou = evaluate(network, model_config, val_samples, device)
+            network.train()
+            miou = mean_iou(iou)
+            record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval))}
+            state.validations.append(record)
+            tracking.metrics({"train/loss": record["loss"], "train/lr": learning_rate(config, state.step - 1)}, state.step)
+            tracking.class_iou(iou, state.step)
+            interval = []
+            log.info("step %d: loss %.4f, val mIoU %.4f %s", state.step, record["loss"], miou,
+                     {k: round(v, 3) for k, v in iou.items()})  # fmt: skip
+            if miou > state.best_miou + config.min_delta:
+                state.best_miou, state.best_step, state.bad_rounds = miou, state.step, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()}
+                save_fcn(directory / "best", best_state, model_config)
+            else:
+                state.bad_rounds += 1
+            save_checkpoint(directory, network, optimizer, state, config.to_dict())
+            if config.patience and state.bad_rounds >= config.patience:
+                stopped_early = True
+                log.info("early stop at step %d: no mIoU gain for %d validations", state.step, state.bad_rounds)
+                break
+        bar.close()
+        if best_state is None:
+            raise ValueError(f"no validation ran: the run is already at step {state.step} of {config.steps}")
+        best = next(v for v in state.validations if v["step"] == state.best_step)
+        provenance = {
+            "steps": state.step, "best_step": state.best_step, "val_miou": round(best["miou"], 4),
+            "val_iou": {k: None if math.isnan(v) else round(v, 4) for k, v in best["iou"].items()}, "val_fingerprint": fingerprint,
+            "seed": config.seed, "device": device.type, "synthetic_only": not dataset.n_harvested(),
+        }  # fmt: skip
+        final_config = FCNConfig.from_dict({**model_config.to_dict(), "training": provenance})
+        target = out / f"minerals-{config.arch}.safetensors" if out is not None else directory / "best"
+        path = save_fcn(target, best_state, final_config)
+        result = TrainingResult(
+            path, final_config, best["iou"], best["miou"], fingerprint, state.best_step, state.step, stopped_early,
+            time.perf_counter() - started, state.losses, state.validations,
+        )  # fmt: skip
+        tracking.finish(result, best_state)
+    return result
+
+
+def _best_state(directory: Path, state: TrainState) -> dict[str, torch.Tensor] | None:
+    """The best weights saved by an earlier part of a resumed run, if any."""
+    if state.best_step < 0 or not (directory / "best").is_dir():
+        return None
+    return load_fcn(directory / "best").state_dict
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 / AMX); emulated bf16 is slower."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

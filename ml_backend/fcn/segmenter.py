@@ -1,0 +1,233 @@
+"""FCN inference: tiled, batched, blended prediction of class probabilities for any image size.
+
+:class:`FCNPredictor` runs a network (injected, or rebuilt from saved weights) over a raw
+image: one grey-level range for the whole image, overlapping tiles blended with
+raised-cosine weights (``ml_backend.tiling``), batches of tiles through the chosen runtime.
+:class:`FCNSegmenter` is the registered segmenter (``create_segmenter("fcn", catalogue,
+model=PATH)``) on top of it. For whole sections too large for memory, call
+:func:`segment_array_tiles` on a memory-mapped array: it keeps only one band of tile
+probabilities in memory and writes uint8 classes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from label_config.catalogue import Catalogue
+from ml_backend.fcn.model_config import FCNConfig, network_input
+from ml_backend.fcn.model_files import load_fcn, shipped_model_path
+from ml_backend.fcn.runtime import check_runtime, export_onnx, onnx_runner, quantise_onnx, torch_runner
+from ml_backend.normalise import IntensityRange
+from ml_backend.segmenters.base import Segmenter
+from ml_backend.tiling import predict_tiled
+
+# Kept by measurement (``scraiber bench fcn``): see the README section "FCN" for the table.
+CPU_RUNTIME = "onnx"
+CUDA_RUNTIME = "eager"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises:
+        ValueError: for another name, or CUDA asked for where there is none.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch finds no CUDA device here; use --device cpu")
+    return torch.device(device)
+
+
+def calibration_batches(config: FCNConfig, n: int = 4, size: int = 256) -> list[np.ndarray]:
+    """Network inputs of ``n`` fixed synthetic sections, for int8 calibration."""
+    from ml_backend.synthetic import generate_section
+
+    batches = []
+    for seed in range(n):
+        image = generate_section(size, 7_000_000 + seed).image
+        batches.append(network_input(image, config.intensity(image))[None])
+    return batches
+
+
+class FCNPredictor:
+    """Tiled prediction with one network.
+
+    Args:
+        network: The network (its weights are used as they are; it is put in eval mode).
+        config: Its construction config (normalisation and tiling).
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        runtime: One of ``ml_backend.fcn.runtime.RUNTIMES`` or ``auto`` (the measured best:
+            ``CPU_RUNTIME`` on CPU, ``CUDA_RUNTIME`` on CUDA). ONNX runtimes are CPU only.
+        threads: CPU threads for torch / ONNX Runtime; 0 = all cores.
+        batch_size: Tiles per forward pass (default 1 on CPU, 8 on CUDA).
+        tile, overlap, halo: Override the config's tiling.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        config: FCNConfig,
+        device: str = "auto",
+        runtime: str = "auto",
+        threads: int = 0,
+        batch_size: int | None = None,
+        tile: int | None = None,
+        overlap: int | None = None,
+        halo: int | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(device)
+        cuda = self.device.type == "cuda"
+        self.runtime = check_runtime(runtime if runtime != "auto" else (CUDA_RUNTIME if cuda else CPU_RUNTIME))
+        if cuda and self.runtime.startswith("onnx"):
+            raise ValueError(f"runtime {self.runtime!r} runs on CPU only; use eager, channels-last or bf16 on CUDA")
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
+        self.threads = threads or available_cores()
+        if not cuda:
+            torch.set_num_threads(self.threads)
+        self.batch_size = batch_size or (8 if cuda else 1)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.tile = tile or config.tile
+        self.overlap = config.overlap if overlap is None else overlap
+        self.halo = config.halo if halo is None else halo
+        if self.runtime.startswith("onnx"):
+            model = export_onnx(network)
+            if self.runtime == "onnx-int8":
+                model = quantise_onnx(model, calibration_batches(config))
+            self._run = onnx_runner(model, self.threads)
+        else:
+            self._run = torch_runner(network, self.device, self.runtime)
+
+    def predict_tiles(self, tiles: np.ndarray, intensity: IntensityRange) -> np.ndarray:
+        """(B, C, h, w) float32 probabilities of a (B, h, w) batch of raw tiles, normalised with ``intensity``."""
+        return self._run(network_input(np.asarray(tiles), intensity))
+
+    def predict(
+        self,
+        image: np.ndarray,
+        progress: bool = False,
+        reduce: Callable[[np.ndarray], np.ndarray] | None = None,
+        intensity: IntensityRange | None = None,
+    ) -> np.ndarray:
+        """Blended (C, H, W) float32 probabilities of a raw 2-D image, or ``reduce`` of them.
+
+        Args:
+            image: 2-D array (a ``numpy.memmap`` works: only tiles are read at a time).
+            progress: tqdm bar over tiles on stderr.
+            reduce: Maps (C, h, W) blocks to what is stored (e.g. argmax -> uint8 (h, W)).
+            intensity: Grey-level range to use; default: the config's percentiles of ``image``.
+        """
+        intensity = intensity or self.config.intensity(image)
+        return predict_tiled(
+            lambda batch: self.predict_tiles(batch, intensity),
+            image,
+            len(self.config.classes),
+            tile=self.tile,
+            overlap=self.overlap,
+            halo=self.halo,
+            progress=progress,
+            batch_size=self.batch_size,
+            reduce=reduce,
+        )
+
+
+def _argmax(block: np.ndarray) -> np.ndarray:
+    return np.argmax(block, axis=0).astype(np.uint8)
+
+
+class FCNSegmenter(Segmenter):
+    """The trained fully convolutional network as a segmenter.
+
+    Args:
+        catalogue: The classes; the model's class names must be these, in this order.
+        model: Weights + config as a folder, ``.safetensors`` or ``.json`` path; default:
+            the shipped model matching the catalogue (``shipped_model_path``).
+        **options: ``device``, ``runtime``, ``threads``, ``batch_size``, ``tile``,
+            ``overlap``, ``halo`` of :class:`FCNPredictor`.
+
+    Raises:
+        ValueError: when no model is given and none is shipped for these classes, or the
+            model's classes differ from the catalogue's.
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        model: str | Path | None = None,
+        device: str = "auto",
+        runtime: str = "auto",
+        threads: int = 0,
+        batch_size: int | None = None,
+        tile: int | None = None,
+        overlap: int | None = None,
+        halo: int | None = None,
+    ) -> None:
+        path = Path(model) if model is not None else shipped_model_path(catalogue)
+        if path is None:
+            raise ValueError(
+                f"no FCN model given and none shipped for the classes {list(catalogue.names)}; "
+                "train one with `scraiber train` and pass its folder or weights file"
+            )
+        loaded = load_fcn(path)
+        if list(loaded.config.classes) != list(catalogue.names):
+            raise ValueError(
+                f"FCN model {path} predicts classes {list(loaded.config.classes)}, "
+                f"but the catalogue has {list(catalogue.names)}"
+            )
+        self.catalogue = catalogue
+        self.model_path = loaded.path
+        self.version = f"fcn-{loaded.sha256[:12]}"
+        self.predictor = FCNPredictor(
+            loaded.network(), loaded.config, device, runtime, threads, batch_size, tile, overlap, halo
+        )
+
+    def predict_proba(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
+        """float32 (C, H, W) class probabilities of a raw grey image, summing to 1 over C."""
+        self._validate_inputs(image)
+        return self.predictor.predict(image, progress)
+
+    def segment(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
+        """uint8 (H, W) classes, holding probabilities one band of tiles at a time."""
+        self._validate_inputs(image)
+        return segment_array_tiles(self, image, progress=progress)
+
+    def predict_proba_samples(self, image: np.ndarray, n: int, dropout: float = 0.2, seed: int = 0) -> np.ndarray:
+        """(n, C, H, W) float32 probabilities of ``n`` Monte Carlo dropout passes (``ml_backend.fcn.mc_dropout``)."""
+        from ml_backend.fcn.mc_dropout import dropout_samples
+
+        self._validate_inputs(image)
+        p = self.predictor
+        return dropout_samples(self.model_path, image, n, dropout, seed, p.device, p.tile, p.overlap)
+
+
+def segment_array_tiles(
+    segmenter: FCNSegmenter,
+    image: np.ndarray,
+    intensity: IntensityRange | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """uint8 (H, W) most probable classes of a large 2-D array, band by band.
+
+    The entry point for whole sections: ``image`` may be a ``numpy.memmap`` (e.g.
+    ``tifffile.memmap``); only one band of tile rows of probabilities is in memory. Pass
+    ``intensity`` to reuse a grey-level range computed elsewhere (e.g. on an overview).
+    """
+    return segmenter.predictor.predict(image, progress=progress, reduce=_argmax, intensity=intensity)
