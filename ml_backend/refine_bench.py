@@ -1,0 +1,104 @@
+"""``scraiber bench interactive``: latency of interactive refinement at 512 and 1024 px.
+
+A synthetic section is segmented by the unsupervised segmenter (the model served before any
+training); then an expert clicks one keypoint at a time, each time at the innermost pixel of
+the largest crystal the current mask gets most wrong, and the refiner answers. The first
+answer includes the model's prediction and the features (cold); the following ones reuse them
+from the cache (warm), which is what the expert feels click after click.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from types import SimpleNamespace
+
+import click
+import numpy as np
+from scipy import ndimage
+
+from label_config import load_catalogue
+from label_config.generate import minerals_xml
+from ml_backend.brush import rle_to_mask
+from ml_backend.refine import InteractiveRefiner, RefineConfig
+from ml_backend.segmenters import create_segmenter
+from ml_backend.synthetic import generate_section
+
+
+class _Images:
+    """Stands in for the image source: the bench measures refinement, not the download."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels
+
+    def fetch(self, url: str, pixel_size_um: float | None = None) -> SimpleNamespace:
+        return SimpleNamespace(pixels=self.pixels)
+
+
+def _mask(prediction: dict, shape: tuple[int, int], catalogue) -> np.ndarray:
+    classes = np.zeros(shape, np.uint8)
+    for region in prediction["result"]:
+        classes[rle_to_mask(region["value"]["rle"], *shape)] = catalogue.index_of(region["value"]["brushlabels"][0])
+    return classes
+
+
+def _mean_iou(classes: np.ndarray, truth: np.ndarray, n: int) -> float:
+    values = []
+    for k in range(n):
+        union = ((classes == k) | (truth == k)).sum()
+        if (truth == k).any():
+            values.append(((classes == k) & (truth == k)).sum() / union)
+    return float(np.mean(values))
+
+
+def _next_click(classes: np.ndarray, section, catalogue) -> dict:
+    """Keypoint at the innermost pixel of the largest crystal (or groundmass blob) the mask gets wrong."""
+    wrong = classes != section.classes
+    labelled, _ = ndimage.label(wrong)
+    sizes = np.bincount(labelled.ravel())
+    sizes[0] = 0
+    region = labelled == int(np.argmax(sizes))
+    inside = ndimage.distance_transform_edt(region)
+    row, col = np.unravel_index(np.argmax(inside), inside.shape)
+    height, width = classes.shape
+    label = catalogue.names[int(section.classes[row, col])]
+    return {
+        "type": "keypointlabels",
+        "value": {"x": (col + 0.5) / width * 100, "y": (row + 0.5) / height * 100, "keypointlabels": [label]},
+    }
+
+
+@click.command("interactive")
+@click.option("--sizes", default="512,1024", show_default=True, help="Image sides (px), comma-separated.")
+@click.option("--clicks", default=6, show_default=True, help="Keypoints per image, one request each.")
+@click.option("--seed", default=101, show_default=True, help="Synthetic section seed.")
+def bench_interactive(sizes: str, clicks: int, seed: int) -> None:
+    """Milliseconds per interactive refinement (cold and warm) and the mean IoU it reaches."""
+    catalogue = load_catalogue()
+    config_xml = minerals_xml(catalogue)
+    for size in [int(s) for s in sizes.split(",") if s.strip()]:
+        section = generate_section(size, seed)
+        segmenter = create_segmenter("unsupervised", catalogue)
+        refiner = InteractiveRefiner(catalogue, lambda: segmenter, _Images(section.image), RefineConfig())
+        task = {"id": 1, "data": {"image": f"/data/upload/bench-{size}.png"}}
+        context: dict = {"result": []}
+        first = refiner.refine(task, {"result": []}, config_xml)[0]
+        classes = _mask(first, section.classes.shape, catalogue)
+        ious = [_mean_iou(classes, section.classes, len(catalogue))]
+        times = []
+        for _ in range(clicks):
+            context["result"].append(_next_click(classes, section, catalogue))
+            started = time.perf_counter()
+            prediction = refiner.refine(task, context, config_xml)[0]
+            times.append((time.perf_counter() - started) * 1000)
+            classes = _mask(prediction, section.classes.shape, catalogue)
+            ious.append(_mean_iou(classes, section.classes, len(catalogue)))
+        cold = InteractiveRefiner(catalogue, lambda: segmenter, _Images(section.image), RefineConfig())
+        started = time.perf_counter()
+        cold.refine(task, {"result": context["result"][:1]}, config_xml)
+        cold_ms = (time.perf_counter() - started) * 1000
+        click.echo(
+            f"{size} px: cold {cold_ms:.0f} ms (model + features + refine), warm median "
+            f"{statistics.median(times):.0f} ms, max {max(times):.0f} ms over {clicks} clicks; "
+            f"mean IoU {ious[0]:.3f} -> {ious[-1]:.3f} ({' '.join(f'{v:.3f}' for v in ious)})"
+        )
