@@ -295,4 +295,3 @@ def _brush_regions(results: Sequence[Mapping[str, Any]], from_name: str) -> list
 def model_parameters(model: ConfidenceModel) -> dict[str, float]:
     """The model's parameters as a dict (for provenance records)."""
     return {key: float(value) for key, value in asdict(model).items()}
-

@@ -186,12 +186,17 @@ class Worker:
     def _work(self, stop: threading.Event) -> None:
         next_reconcile = time.monotonic()
         while not stop.is_set():
-            if time.monotonic() >= next_reconcile and self._ready():
-                next_reconcile = time.monotonic() + (self.reconcile_seconds if self.reconcile() else self._delay())
-            if not self.lease.acquire():
-                log.warning("lost the event log's lease to another worker")
-                return
-            if not self.step():
+            try:
+                if time.monotonic() >= next_reconcile and self._ready():
+                    next_reconcile = time.monotonic() + (self.reconcile_seconds if self.reconcile() else self._delay())
+                if not self.lease.acquire():
+                    log.warning("lost the event log's lease to another worker")
+                    return
+                busy = self.step()
+            except OperationalError as exc:  # the database itself is locked or unreachable: wait, retry
+                self._failed(exc, "event log database")
+                busy = False
+            if not busy:
                 stop.wait(self.poll_seconds)
 
     def step(self) -> bool:

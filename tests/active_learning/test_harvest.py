@@ -52,7 +52,9 @@ def world(tmp_path):
 
 def test_harvest_stores_label_confidence_and_provenance(world):
     ls, predicted, final = world["ls"], world["predicted"], world["final"]
-    annotation = ls.annotate(world["task"], brush_result(final, LABELS), lead_time=42.5, parent_prediction=world["prediction"])
+    annotation = ls.annotate(
+        world["task"], brush_result(final, LABELS), lead_time=42.5, parent_prediction=world["prediction"]
+    )
     outcome = world["harvester"].harvest(annotation)
     assert outcome.status == HARVESTED
     record = outcome.record
@@ -184,7 +186,12 @@ def _prediction(pid, created, version="v1"):
 
 
 def test_choose_prediction_rules():
-    predictions = [_prediction(1, 1, "v1"), _prediction(2, 3, "v2"), _prediction(3, 5, "other"), _prediction(4, 9, "v2")]
+    predictions = [
+        _prediction(1, 1, "v1"),
+        _prediction(2, 3, "v2"),
+        _prediction(3, 5, "other"),
+        _prediction(4, 9, "v2"),
+    ]
     annotation = {"created_at": "2026-01-01T00:00:06Z", "parent_prediction": 1}
     assert choose_prediction(annotation, predictions, ["v2"]) == (predictions[0], "parent_prediction")
     annotation["parent_prediction"] = 99  # not among the task's predictions

@@ -140,7 +140,9 @@ def _decode(prediction: dict) -> np.ndarray:
     """The prediction's class map, decoded region by region (independently of the harvester)."""
     predicted = np.full((SIZE, SIZE), 255, np.uint8)
     for region in prediction["result"]:
-        predicted[rle_to_mask(region["value"]["rle"], SIZE, SIZE)] = CATALOGUE.index_of(region["value"]["brushlabels"][0])
+        predicted[rle_to_mask(region["value"]["rle"], SIZE, SIZE)] = CATALOGUE.index_of(
+            region["value"]["brushlabels"][0]
+        )
     return predicted
 
 
@@ -271,7 +273,9 @@ def test_annotations_made_while_the_backend_is_down_are_harvested_once(label_stu
 
     backend.process.stop()
     final, _, _ = _correct(_decode(predictions[0]), truths[0])
-    labelled = client.create_annotation(task_ids[0], _result(final), lead_time=33.0, parent_prediction=predictions[0]["id"])
+    labelled = client.create_annotation(
+        task_ids[0], _result(final), lead_time=33.0, parent_prediction=predictions[0]["id"]
+    )
     skipped = client.create_annotation(task_ids[1], [], lead_time=2.0, was_cancelled=True)
     client.delete_annotation(early["id"])
     backend.process.start()
@@ -359,7 +363,8 @@ def test_sigkill_in_a_burst_loses_nothing_and_duplicates_nothing(backend):
     assert all(o in ("stored", "duplicate") for o in resent.values()), resent
     events = backend.events()
     _wait(
-        lambda: (s := backend.status())["queue_depth"] == 0 and s["events_processed"] + s["events_failed"] == s["events_received"],
+        lambda: (s := backend.status())["queue_depth"] == 0
+        and s["events_processed"] + s["events_failed"] == s["events_received"],
         180,
         "the worker to drain the log",
         backend,

@@ -1,9 +1,11 @@
 """The worker and the reconciler against an in-memory Label Studio: dispatch, retries, outages, exactly-once."""
 
+import threading
 import time
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from active_learning.event_log import EventLog
 from active_learning.harvest import Harvester
@@ -14,7 +16,9 @@ from active_learning.training_queue import TrainingQueue
 from active_learning.worker import Worker, WorkerLease, is_transient
 from label_config import load_catalogue
 from ml_backend.label_map import control_target
+from ml_backend.cli import main
 from ml_backend.label_studio import LabelStudioError
+from ml_backend.settings import Settings
 from tests.active_learning.fake_label_studio import MINERALS_XML, OTHER_XML, FakeLabelStudio, brush_result
 
 CATALOGUE = load_catalogue()
@@ -220,3 +224,33 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(setup):
     with engine.begin() as connection:
         connection.exec_driver_sql("UPDATE worker_lease SET pid = 2147483646")  # a pid that does not exist
     assert WorkerLease(engine, ttl=600).acquire()
+
+
+def test_run_loop_reconciles_at_start_handles_events_and_releases_the_lease(setup):
+    ls, events, harvests, worker = setup["ls"], setup["events"], setup["harvests"], setup["worker"]
+    missed = ls.annotate(setup["task"], brush_result(_mask(3), LABELS))  # its webhook never arrived
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while harvests.current(missed) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert harvests.current(missed) is not None
+        assert not WorkerLease(events.engine).acquire()  # held by the running worker
+        events.record({"action": "START_TRAINING", "project": {"id": setup["project"]}})
+        while events.counts()["done"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert events.counts()["done"] == 1
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert WorkerLease(events.engine).acquire()  # released on stop
+
+
+def test_worker_command_needs_an_api_key(tmp_path):
+    settings = Settings(data_dir=tmp_path, label_studio_api_key=None)
+    result = CliRunner().invoke(main, ["worker"], obj={"settings": settings})
+    assert result.exit_code == 1
+    assert "scraiber: error: the harvest worker needs LABEL_STUDIO_API_KEY" in result.output
