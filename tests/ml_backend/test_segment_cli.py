@@ -60,7 +60,7 @@ def test_bench_prints_speed_and_memory_per_size():
     assert "predict ms/MPix" in header and "peak RSS MiB" in header
     fields = row.split()
     assert fields[:3] == ["1024", "x", "1024"]
-    assert float(fields[7]) > 0 and float(fields[-1]) > 0
+    assert float(fields[7]) > 0 and float(fields[8]) > 0 and float(fields[-1]) > 0
 
 
 def test_bench_rejects_bad_sizes():
