@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _TRUNCATE = 3.0  # Gaussian kernels reach int(3 * sigma + 0.5) px (scipy's 4 costs 25 % more)
 _FLOOR = 1e-4  # probability given to classes no cluster is named after
 _POOL = 4  # uniformly sampled pixels per pixel fitted, for weights and cluster statistics
+_MIN_PIXELS_PER_CLUSTER = 10  # tiny images get fewer clusters
 _ROUGH_EPS = np.float32(1e-3)  # keeps log(local std) finite on flat images
 
 
@@ -432,13 +433,16 @@ class UnsupervisedSegmenter(Segmenter):
         offset, scale = sample.mean(axis=0), np.maximum(sample.std(axis=0), 1e-6)
         standard = (sample - offset) / scale  # k-means++ initialisation is not scale invariant
         n_clusters = cfg.n_clusters
+        if n_clusters is not None and n_clusters * _MIN_PIXELS_PER_CLUSTER > len(sample):
+            raise ValueError(f"an image of {len(sample)} sampled pixels is too small for {n_clusters} clusters")
         if n_clusters is None:
             subset = standard[rng.choice(len(standard), min(cfg.bic_pixels, len(standard)), replace=False)]
+            most = max(1, min(cfg.max_clusters, len(subset) // _MIN_PIXELS_PER_CLUSTER))
             bic = {
                 k: GaussianMixture(k, reg_covar=1e-6, init_params="k-means++", tol=1e-2, max_iter=50, random_state=seed)
                 .fit(subset)
                 .bic(subset)
-                for k in range(cfg.min_clusters, cfg.max_clusters + 1)
+                for k in range(min(cfg.min_clusters, most), most + 1)
             }
             n_clusters = min(bic, key=bic.get)
         gmm = GaussianMixture(n_clusters, reg_covar=1e-6, init_params="k-means++", random_state=seed).fit(standard)

@@ -215,3 +215,11 @@ def test_real_field_separates_bright_grains_from_the_matrix(catalogue):
     eta = np.array([m.eta for m in catalogue.classes])
     pits = pixels <= np.percentile(pixels, 0.2)
     assert (eta[mask[pits]] <= eta[matrix]).mean() >= 0.95
+
+
+def test_tiny_images_get_fewer_clusters(catalogue):
+    proba = UnsupervisedSegmenter(catalogue).predict_proba(np.arange(9, dtype=np.uint16).reshape(3, 3))
+    assert proba.shape == (len(catalogue), 3, 3)
+    np.testing.assert_allclose(proba.sum(axis=0), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="too small for 4 clusters"):
+        UnsupervisedSegmenter(catalogue, n_clusters=4).segment(np.arange(9, dtype=np.uint16).reshape(3, 3))
