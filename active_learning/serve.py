@@ -14,6 +14,8 @@ from active_learning.event_log import DONE, FAILED, IGNORED, PENDING, PROCESSING
 from active_learning.harvest_log import HarvestLog
 from active_learning.interaction_log import InteractionLog
 from active_learning.pseudonyms import resolve_key
+from active_learning.registry import ModelRegistry
+from active_learning.served_model import ServedModel
 from active_learning.strategies import create_scorer
 from active_learning.strategies.serving import scored_predictions
 from active_learning.training_queue import TrainingQueue
@@ -24,7 +26,7 @@ from ml_backend.image_source import ImageSource
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.predictor import Predictor
 from ml_backend.refine import InteractiveRefiner
-from ml_backend.segmenters import Segmenter, create_segmenter
+from ml_backend.segmenters import Segmenter
 from ml_backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,13 @@ def status_counters(
 def build_services(settings: Settings, catalogue: Catalogue | None = None) -> BackendServices:
     """Everything the web app needs, built from the settings."""
     catalogue = catalogue or load_catalogue(settings.catalogue)
-    provider = SegmenterProvider(lambda: create_segmenter("unsupervised", catalogue))
+    provider = ServedModel(
+        catalogue,
+        registry=lambda: ModelRegistry.from_settings(settings),
+        model_name=settings.model_name,
+        poll_seconds=settings.model_poll_seconds,
+        fcn_options={"threads": settings.threads},
+    )
     events = EventLog.from_url(settings.resolved_event_log_url)
     images = image_source(settings)
     segmenter, score = scored_predictions(provider, create_scorer(settings.query_strategy))

@@ -1,0 +1,87 @@
+"""The served model: MLflow champion, else the shipped FCN, else clustering; hot reload on alias moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from active_learning.registry import ModelRegistry
+from active_learning.serve import build_services
+from active_learning.served_model import ServedModel
+from active_learning.tracking import start_run
+from label_config import load_catalogue
+from ml_backend.fcn import load_fcn, shipped_model_path
+from ml_backend.settings import Settings
+
+
+class Clock:
+    """Manual monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(SCRAIBER_DATA_DIR=tmp_path, SCRAIBER_DEMO=True, SCRAIBER_MODEL_POLL_SECONDS=10)
+
+
+def _register(settings: Settings, scale: float, miou: float) -> int:
+    """Log the shipped model (weights scaled, so versions differ) as a new registered version."""
+    loaded = load_fcn(shipped_model_path(load_catalogue()))
+    state = {k: v * scale if v.is_floating_point() else v for k, v in loaded.state_dict.items()}
+    with start_run(settings, run_name=f"test-{scale}") as run:
+        run.log_model(state, loaded.config.to_dict())
+        run_id = run.run_id
+    registry = ModelRegistry.from_settings(settings)
+    version = registry.register(run_id)
+    registry.promote_if_not_worse(version, miou, "synthetic-val-v1")
+    return version
+
+
+def test_without_champion_the_shipped_model_is_served(settings):
+    served = ServedModel(load_catalogue(), lambda: ModelRegistry.from_settings(settings), settings.model_name)
+    assert served().version.startswith("fcn-")
+    assert served.champion is None
+
+
+def test_champion_is_served_and_alias_moves_are_followed(settings):
+    clock = Clock()
+    served = ServedModel(
+        load_catalogue(), lambda: ModelRegistry.from_settings(settings), settings.model_name, 10, clock=clock
+    )
+    shipped = served().version
+    first = _register(settings, 1.0, 0.60)
+    assert served().version == shipped  # not polled again yet
+    clock.now = 10
+    assert served().version == f"scraiber-minerals-v{first}"
+    worse = _register(settings, 0.5, 0.50)  # registered but not promoted: worse validation mIoU
+    clock.now = 20
+    assert served().version == f"scraiber-minerals-v{first}"
+    better = _register(settings, 1.0, 0.61)
+    clock.now = 30
+    assert served().version == f"scraiber-minerals-v{better}" and better == worse + 1
+    image = np.random.default_rng(0).integers(0, 60000, (64, 80), dtype=np.uint16)
+    probs = served().predict_proba(image)
+    assert probs.shape == (6, 64, 80)
+
+
+def test_unreachable_registry_keeps_serving(tmp_path):
+    settings = Settings(SCRAIBER_DATA_DIR=tmp_path, MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+
+    def broken():
+        raise ConnectionError("MLflow is down")
+
+    served = ServedModel(load_catalogue(), broken, settings.model_name)
+    assert served().version.startswith("fcn-")
+
+
+def test_backend_reports_the_champion_version_to_label_studio(tmp_path):
+    settings = Settings(SCRAIBER_DATA_DIR=tmp_path, SCRAIBER_DEMO=True, SCRAIBER_MODEL_POLL_SECONDS=0)
+    services = build_services(settings)
+    before = services.predictor.model_version
+    version = _register(settings, 1.0, 0.7)
+    assert services.predictor.model_version == f"scraiber-minerals-v{version}" != before
