@@ -238,9 +238,10 @@ def run_training(
         log.info("no checkpoint in %s: starting from step 0", directory)
 
     dataset = TrainingBatches(config, catalogue, harvested)
+    # the loader's own generator leaves the global torch RNG (restored on resume) to dropout alone
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=range(state.step, config.steps), num_workers=config.workers,
-        collate_fn=collate_none, persistent_workers=False,
+        collate_fn=collate_none, generator=torch.Generator().manual_seed(config.seed),
     )  # fmt: skip
     best_state = _best_state(directory, state)
     stopped_early = False
