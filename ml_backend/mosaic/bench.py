@@ -27,7 +27,7 @@ CPU_SIZES = "4096,16384"
 CUDA_SIZES = "32768"
 
 
-def _measure(conn: Connection, mosaic: str, out: str, method: str, device: str) -> None:
+def _measure(conn: Connection, mosaic: str, out: str, method: str, device: str, options: dict) -> None:
     """Child process: segment ``mosaic`` and send timings and memory back."""
     from label_config.catalogue import load_catalogue
     from ml_backend.mosaic.reader import MosaicReader
@@ -36,7 +36,7 @@ def _measure(conn: Connection, mosaic: str, out: str, method: str, device: str) 
     catalogue = load_catalogue()
     start = time.perf_counter()
     with MosaicReader(mosaic) as reader:
-        model = prepare_section(reader, method, catalogue, device=device)
+        model = prepare_section(reader, method, catalogue, options, device=device)
         fitted = time.perf_counter()
         rss_fitted = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         write_section_mask(reader, model, out, catalogue, method)
@@ -52,15 +52,16 @@ def _measure(conn: Connection, mosaic: str, out: str, method: str, device: str) 
         import torch
 
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        result["gpu"] = torch.cuda.get_device_name()
     conn.send(result)
     conn.close()
 
 
-def measure_section(mosaic: Path, out: Path, method: str, device: str) -> dict:
+def measure_section(mosaic: Path, out: Path, method: str, device: str, options: dict | None = None) -> dict:
     """Segment ``mosaic`` in a fresh process; its timings (s) and peak memory (MiB)."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_measure, args=(send, str(mosaic), str(out), method, device))
+    child = context.Process(target=_measure, args=(send, str(mosaic), str(out), method, device, options or {}))
     child.start()
     send.close()
     try:
@@ -73,6 +74,23 @@ def measure_section(mosaic: Path, out: Path, method: str, device: str) -> dict:
     return result
 
 
+def fcn_options(workdir: Path, model: Path | None, arch: str | None, runtime: str) -> dict:
+    """FCN options: ``model``, else the shipped model, else random weights of ``arch``
+    (the speed of a network does not depend on its weights)."""
+    from label_config.catalogue import load_catalogue
+    from ml_backend.fcn import FCNConfig, save_fcn, shipped_model_path
+
+    catalogue = load_catalogue()
+    if model is None and arch is None:
+        model = shipped_model_path(catalogue)
+    if model is None:
+        arch = arch or "unet-resnet18"
+        config = FCNConfig.for_architecture(arch, catalogue.names)
+        model = save_fcn(workdir / f"random-{arch}", config.build().state_dict(), config)
+        click.echo(f"FCN {arch} with random weights: {model}")
+    return {"model": str(model), "runtime": runtime}
+
+
 @click.command("section")
 @click.option("--size", "sizes", help=f"Comma-separated sides in px [default: {CPU_SIZES} on cpu, {CUDA_SIZES} on cuda].")
 @click.option("--method", default="unsupervised", show_default=True, help="Segmentation method.")
@@ -81,7 +99,21 @@ def measure_section(mosaic: Path, out: Path, method: str, device: str) -> dict:
 @click.option("--tile", type=int, default=2048, show_default=True, help="Mosaic TIFF tile (= synthetic section) side.")
 @click.option("--unique", type=int, default=16, show_default=True, help="Distinct synthetic sections per mosaic.")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="Processes drawing sections.")
-def section_bench(sizes: str | None, method: str, device: str, workdir: Path, tile: int, unique: int, workers: int) -> None:
+@click.option("--model", type=click.Path(path_type=Path), help="fcn: model folder or weights [default: shipped model].")
+@click.option("--arch", help="fcn: time this architecture with random weights instead of a model.")
+@click.option("--runtime", default="auto", show_default=True, help="fcn: eager, channels-last, bf16, onnx, ...")
+def section_bench(
+    sizes: str | None,
+    method: str,
+    device: str,
+    workdir: Path,
+    tile: int,
+    unique: int,
+    workers: int,
+    model: Path | None,
+    arch: str | None,
+    runtime: str,
+) -> None:
     """Whole-section segmentation: MPix/s and peak RSS per mosaic size (each in a fresh process)."""
     from ml_backend.mosaic.synthetic import write_synthetic_mosaic
 
@@ -90,6 +122,7 @@ def section_bench(sizes: str | None, method: str, device: str, workdir: Path, ti
     except ValueError:
         raise ValueError(f"--size takes comma-separated integers, got {sizes!r}") from None
     workdir.mkdir(parents=True, exist_ok=True)
+    options = fcn_options(workdir, model, arch, runtime) if method == "fcn" else {}
     for side in sides:
         mosaic = workdir / f"mosaic_{side}_t{tile}_u{unique}.tif"
         if not mosaic.exists():
@@ -98,10 +131,10 @@ def section_bench(sizes: str | None, method: str, device: str, workdir: Path, ti
             write_synthetic_mosaic(draft, side, tile, seed=0, unique=unique, workers=workers)
             draft.rename(mosaic)
             click.echo(f"wrote {mosaic} in {time.perf_counter() - start:.1f} s")
-        r = measure_section(mosaic, workdir / f"mask_{side}_{method}_{device}.tif", method, device)
+        r = measure_section(mosaic, workdir / f"mask_{side}_{method}_{device}.tif", method, device, options)
         mpix = r["pixels"] / 1e6
         windows_s = r["total_s"] - r["fit_s"]
-        gpu = f", peak GPU memory {r['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in r else ""
+        gpu = f", {r['gpu']}, peak GPU memory {r['peak_gpu_mib']:.0f} MiB" if "gpu" in r else ""
         click.echo(
             f"section {side} x {side} px ({mpix:.0f} MPix) {method} on {device}: {r['total_s']:.1f} s "
             f"({mpix / r['total_s']:.2f} MPix/s; fit on sample {r['fit_s']:.1f} s, windows {mpix / windows_s:.2f} MPix/s); "

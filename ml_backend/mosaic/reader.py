@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-DEFAULT_CACHE_BYTES = 64 * 2**20
+DEFAULT_CACHE_BYTES = 32 * 2**20  # e.g. the 4 tiles of 2048 px one window overlaps, or 256 tiles of 256 px
 _CENTIMETER = 3
 
 
@@ -180,7 +180,7 @@ class MosaicReader:
         page = self._page
         offsets, counts = [page.dataoffsets[index]], [page.databytecounts[index]]
         ((data, _),) = self._tif.filehandle.read_segments(offsets, counts, indices=[index], flat=True)
-        decoded, (_, _, sy, sx, _), _ = page.decode(data, index, jpegtables=page.jpegtables, _fullsize=page.is_tiled)
+        decoded, (_, _, sy, sx, _), _ = page.decode(data, index, jpegtables=page.jpegtables)
         height, width = self.shape
         if decoded is None:  # an empty (sparse) segment reads as zeros
             decoded = np.zeros((1, *self._chunk, 1), dtype=self.dtype)
@@ -207,4 +207,8 @@ class MosaicReader:
         n = max(1, int(np.sqrt(max_pixels / (bh * bw))))
         ys = np.linspace(0, height - bh, n).round().astype(int)
         xs = np.linspace(0, width - bw, n).round().astype(int)
-        return np.block([[self.read(y, y + bh, x, x + bw) for x in xs] for y in ys])
+        out = np.empty((n * bh, n * bw), dtype=self.dtype)
+        for i, y in enumerate(ys):
+            for j, x in enumerate(xs):
+                out[i * bh : (i + 1) * bh, j * bw : (j + 1) * bw] = self.read(y, y + bh, x, x + bw)
+        return out

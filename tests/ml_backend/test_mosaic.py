@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import tifffile
+import torch
 from click.testing import CliRunner
 
 from label_config.catalogue import load_catalogue
 from ml_backend.cli import main
+from ml_backend.fcn import FCNConfig, FCNSegmenter, save_fcn
 from ml_backend.mosaic import writer
+from ml_backend.mosaic.methods import _on_device, prepare_method
 from ml_backend.mosaic.reader import MosaicError, MosaicReader
-from ml_backend.mosaic.segment import segment_image, segment_mosaic, should_stream
+from ml_backend.mosaic.segment import segment_image, segment_mosaic, should_stream, write_section_mask
 from ml_backend.mosaic.stream import blend_bands, section_windows
 from ml_backend.mosaic.synthetic import write_synthetic_mosaic
 from ml_backend.mosaic.writer import write_mask_tiff
+from ml_backend.normalise import IntensityRange
 from ml_backend.tiling import Window, predict_tiled
 
 CATALOGUE = load_catalogue()
@@ -258,3 +263,27 @@ def test_segment_command_streams_and_reports_bad_inputs(tmp_path, mosaic):
         assert result.exit_code == 1
         lines = result.output.strip().splitlines()
         assert lines[-1].startswith("scraiber: error:") and message in lines[-1], result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_fcn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A randomly initialised small FCN (weights do not matter for agreement between paths)."""
+    torch.manual_seed(0)
+    config = FCNConfig.for_architecture("unet-mobilenet_v2", CATALOGUE.names, tile=128, overlap=32, halo=16)
+    return str(save_fcn(tmp_path_factory.mktemp("fcn") / "tiny", config.build().state_dict(), config))
+
+
+def test_fcn_windows_as_tensors_blend_like_numpy(tmp_path, mosaic, tiny_fcn):
+    """The GPU path (network run here, torch tensors blended on the device) on the CPU
+    agrees with the predictor's numpy path."""
+    path, _, _ = mosaic
+    with MosaicReader(path) as reader:
+        sample = reader.sample(2**20)
+        model = prepare_method("fcn", CATALOGUE, sample, model=tiny_fcn, runtime="eager", threads=1)
+        numpy_mask, _ = write_section_mask(reader, model, tmp_path / "numpy.tif", CATALOGUE, "fcn")
+        segmenter = FCNSegmenter(CATALOGUE, tiny_fcn, device="cpu", runtime="eager", threads=1)
+        low, high = model.info["intensity_range"]
+        tensors = replace(model, predict=_on_device(segmenter, IntensityRange(low, high)))
+        torch_mask, _ = write_section_mask(reader, tensors, tmp_path / "torch.tif", CATALOGUE, "fcn")
+    a, b = tifffile.imread(numpy_mask), tifffile.imread(torch_mask)
+    assert a.shape == (600, 700) and (a == b).mean() > 0.99
