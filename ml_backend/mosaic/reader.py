@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 DEFAULT_CACHE_BYTES = 32 * 2**20  # e.g. the 4 tiles of 2048 px one window overlaps, or 256 tiles of 256 px
 _CENTIMETER = 3
 
@@ -80,7 +80,7 @@ class MosaicReader:
                 head = handle.read(4)
         except OSError as exc:
             raise MosaicError(f"{self.path}: cannot open ({exc.strerror or exc})") from None
-        if head not in _TIFF_MAGIC:
+        if head not in TIFF_MAGIC:
             raise MosaicError(f"{self.path}: not a TIFF file; whole sections are read from (Big)TIFF mosaics")
         try:
             self._tif = tifffile.TiffFile(self.path)

@@ -17,7 +17,7 @@ import tifffile
 
 from label_config.catalogue import Catalogue
 from ml_backend.mosaic.methods import SectionModel, prepare_method
-from ml_backend.mosaic.reader import MosaicReader
+from ml_backend.mosaic.reader import TIFF_MAGIC, MosaicReader
 from ml_backend.mosaic.stream import blend_bands, section_windows, window_scores
 from ml_backend.mosaic.writer import TIFF_SUFFIXES, check_mask_path, write_mask_tiff
 from ml_backend.tiling import extract_with_halo
@@ -30,7 +30,7 @@ def should_stream(path: str | Path, above_pixels: int = STREAM_ABOVE_PIXELS) -> 
     """True for a TIFF that is tiled, a BigTIFF, or larger than ``above_pixels``."""
     path = Path(path)
     with path.open("rb") as handle:
-        if handle.read(4) not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        if handle.read(4) not in TIFF_MAGIC:
             return False
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
