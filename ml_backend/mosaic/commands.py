@@ -28,6 +28,7 @@ from ml_backend.synthetic import SynthConfig
 @click.option("--pixel-size", type=float, help="Pixel size in µm when the image metadata has none.")
 @click.option("--sample", "sample_mpix", type=float, default=SAMPLE_PIXELS / 2**20, show_default=True, help="MPix the method is fitted on.")
 @click.option("--model-uri", help="fcn: weights folder or .safetensors file, models:/NAME@ALIAS or runs:/RUN/model (default: shipped).")
+@click.option("--device", default="auto", show_default=True, help="fcn: auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.pass_context
 def segment_command(
     ctx: click.Context,
@@ -39,6 +40,7 @@ def segment_command(
     pixel_size: float | None,
     sample_mpix: float,
     model_uri: str | None,
+    device: str,
 ) -> None:
     """Segment IMAGE (a field or a whole-section mosaic) into a class mask with a JSON sidecar."""
     settings = settings_from(ctx)
@@ -57,9 +59,11 @@ def segment_command(
     if stream:
         with MosaicReader(image, pixel_size_um=pixel_size) as reader:
             path, _ = segment_mosaic(
-                reader, out, method, catalogue, options, sample_pixels=int(sample_mpix * 2**20), progress=True
+                reader, out, method, catalogue, options, int(sample_mpix * 2**20), device, progress=True
             )
     else:
+        if device != "auto":
+            options["device"] = device
         path, _ = segment_image(
             image, out, method, catalogue, pixel_size, options, max_pixels=settings.max_image_pixels, progress=True
         )

@@ -52,9 +52,9 @@ def unsupervised_model(catalogue: Catalogue, sample: np.ndarray, device: str = "
     sample is the whole image.
 
     Raises:
-        ValueError: for a device other than ``cpu`` or options the segmenter does not take.
+        ValueError: for a device other than ``cpu`` (or ``auto``) or options the segmenter does not take.
     """
-    if device != "cpu":
+    if device not in ("cpu", "auto"):
         raise ValueError(f"the unsupervised method runs on the CPU only, not on {device!r}")
     segmenter = create_segmenter("unsupervised", catalogue, **options)
     fitted = segmenter.fit(sample)

@@ -86,7 +86,7 @@ def segment_mosaic(
         catalogue: The classes.
         options: Options of the method (e.g. ``n_clusters`` for unsupervised).
         sample_pixels: Size of the sample the method is fitted on.
-        device: ``cpu`` or ``cuda`` (methods that run on a GPU).
+        device: ``cpu``, ``auto`` or ``cuda[:N]`` (the FCN; unsupervised runs on the CPU).
         progress: Show a progress bar over windows.
 
     Returns:
