@@ -23,6 +23,7 @@ backends) and per project page of tasks, and one per task that has annotations.
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ class ReconcileReport:
         annotations: Annotations Label Studio listed in them.
         harvested: Versions harvested now (missed by the webhooks).
         retracted: Labels retracted because their annotation is gone.
+        webhooks_authorised: Backend webhooks given the backend's basic auth.
         errors: Annotations that could not be harvested (id and reason); retried next round.
     """
 
@@ -51,7 +53,28 @@ class ReconcileReport:
     annotations: int = 0
     harvested: int = 0
     retracted: int = 0
+    webhooks_authorised: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def authorise_webhooks(client: LabelStudioClient, project_id: int, basic_auth: tuple[str, str] | None) -> int:
+    """Give the webhooks Label Studio made for a project's ML backends the backend's basic auth.
+
+    Label Studio creates a backend's webhook (``<backend URL>/webhook``) without the
+    backend's credentials, so a backend that requires basic auth would answer every
+    webhook with 401 and depend on reconciliation alone. Returns the webhooks changed.
+    """
+    if basic_auth is None:
+        return 0
+    header = "Basic " + base64.b64encode(":".join(basic_auth).encode()).decode()
+    backends = {b["url"].rstrip("/") + "/webhook" for b in client.list_ml_backends(project_id)}
+    changed = 0
+    for hook in client.list_webhooks(project_id):
+        headers = dict(hook.get("headers") or {})
+        if hook.get("url") in backends and headers.get("Authorization") != header:
+            client.update_webhook(hook["id"], headers={**headers, "Authorization": header})
+            changed += 1
+    return changed
 
 
 class Reconciler:
@@ -62,15 +85,22 @@ class Reconciler:
         harvester: Harvests and retracts.
         harvests: The harvest log.
         catalogue: The mineral catalogue (to recognise projects by their config).
+        webhook_auth: The backend's basic auth, added to its webhooks in every round.
     """
 
     def __init__(
-        self, client: LabelStudioClient, harvester: Harvester, harvests: HarvestLog, catalogue: Catalogue
+        self,
+        client: LabelStudioClient,
+        harvester: Harvester,
+        harvests: HarvestLog,
+        catalogue: Catalogue,
+        webhook_auth: tuple[str, str] | None = None,
     ) -> None:
         self.client = client
         self.harvester = harvester
         self.harvests = harvests
         self.catalogue = catalogue
+        self.webhook_auth = webhook_auth
 
     def served_projects(self) -> list[int]:
         """Projects to reconcile (see the module docstring), in id order."""
@@ -96,6 +126,7 @@ class Reconciler:
         """
         report = ReconcileReport()
         for project_id in self.served_projects():
+            report.webhooks_authorised += authorise_webhooks(self.client, project_id, self.webhook_auth)
             self.reconcile_project(project_id, report)
         log.info(
             "reconciled %d projects: %d annotations, %d harvested, %d retracted, %d errors",

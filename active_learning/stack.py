@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from active_learning.reconcile import authorise_webhooks
 from label_config import Catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.label_studio import LabelStudioClient
@@ -29,6 +30,11 @@ from ml_backend.synthetic import generate_section, write_section
 log = logging.getLogger(__name__)
 
 DEMO_PROJECT = "scrAiber demo: mineral maps"
+QUESTIONNAIRE_PROJECT = "scrAiber session questionnaire"
+QUESTIONNAIRE_TASK = (
+    "After each labelling session, open this task, add an annotation (+) and answer. "
+    "Your answers are matched to your latest session (by account and time) in the tracking report."
+)
 BACKEND_TITLE = "scrAiber"
 REAL_FIELD_DIR = Path(str(files("ml_backend") / "demo" / "real"))
 
@@ -97,8 +103,28 @@ def bootstrap_project(
     connected = any(b.get("url", "").rstrip("/") == backend_url.rstrip("/") for b in client.list_ml_backends(project_id))
     if not connected:
         client.connect_ml_backend(project_id, backend_url, BACKEND_TITLE, is_interactive=True, basic_auth=basic_auth)
+        authorise_webhooks(client, project_id, basic_auth)
     predictions = client.retrieve_predictions(project_id)
     return Bootstrap(project_id, created, not connected, predictions)
+
+
+def bootstrap_questionnaire(client: LabelStudioClient, label_config: str, title: str = QUESTIONNAIRE_PROJECT) -> int:
+    """Make sure the session questionnaire project exists with its one template task; returns its id.
+
+    Idempotent: an existing project and task are reused. Many annotators answer the same task
+    (one annotation each per session), so its overlap is set high.
+    """
+    project = client.find_project_by_title(title) or client.create_project(
+        title,
+        label_config,
+        description="A 2-minute questionnaire after each labelling session (used by scraiber report).",
+        maximum_annotations=1000,
+        show_skip_button=False,
+    )
+    project_id = int(project["id"])
+    if not client.list_tasks(project_id):
+        client.import_tasks(project_id, [{"data": {"session": QUESTIONNAIRE_TASK}}])
+    return project_id
 
 
 def backend_process(env: dict[str, str], port: int, log_path: Path, secrets: list[str]) -> ManagedProcess:
@@ -146,8 +172,10 @@ def run_stack(settings: Settings, catalogue: Catalogue, port: int, backend_port:
             result = bootstrap_project(
                 client, f"http://127.0.0.1:{backend_port}", images, (CONFIG_DIR / "minerals.xml").read_text()
             )
+            questionnaire = bootstrap_questionnaire(client, (CONFIG_DIR / "questionnaire.xml").read_text())
             echo("")
             echo(f"  Label Studio:  {label_studio.url}/projects/{result.project_id}/data")
+            echo(f"  Questionnaire: {label_studio.url}/projects/{questionnaire}/data (after each session)")
             echo(f"  Login:         {account.email} / {account.password}")
             echo(f"  API key:       kept in {ls_dir / 'account.json'}")
             echo(f"  Backend:       http://127.0.0.1:{backend_port}/status")

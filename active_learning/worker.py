@@ -307,6 +307,7 @@ def build_worker(settings: Any) -> Worker:
         ValueError: if no Label Studio API key is configured (nothing could be harvested).
     """
     from active_learning.pseudonyms import resolve_key
+    from active_learning.serve import basic_auth
     from active_learning.store import open_store
     from label_config import load_catalogue
     from ml_backend.label_studio import LabelStudioClient
@@ -323,7 +324,7 @@ def build_worker(settings: Any) -> Worker:
     return Worker(
         events,
         harvester,
-        Reconciler(client, harvester, harvests, catalogue),
+        Reconciler(client, harvester, harvests, catalogue, webhook_auth=basic_auth(settings)),
         TrainingQueue(events.engine),
         WorkerLease(events.engine),
         settings.reconcile_seconds,

@@ -355,6 +355,14 @@ class LabelStudioClient:
         """ML backends connected to a project (``GET /api/ml/?project=ID``)."""
         return self._json("GET", "/api/ml/", params={"project": int(project_id)})
 
+    def list_webhooks(self, project_id: int) -> list[dict]:
+        """Webhooks of a project (``GET /api/webhooks/?project=ID``), e.g. the one to a backend's /webhook."""
+        return self._json("GET", "/api/webhooks/", params={"project": int(project_id)})
+
+    def update_webhook(self, webhook_id: int, **fields: Any) -> dict:
+        """Change a webhook (``PATCH /api/webhooks/ID/``), e.g. ``headers={"Authorization": ...}``."""
+        return self._json("PATCH", f"/api/webhooks/{int(webhook_id)}/", json_body=fields)
+
     def retrieve_predictions(self, project_id: int) -> dict:
         """Ask the connected backend for predictions on all tasks of a project.
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import secrets
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import requests
 from label_studio_sdk.converter.brush import decode_rle
 from PIL import Image
 
+from active_learning.reconcile import authorise_webhooks
 from active_learning.stack import backend_process
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
@@ -153,6 +154,18 @@ def test_upload_path_with_legacy_token_and_personal_access_token(label_studio, p
     with pytest.raises(ImageSourceError, match="401") as info:
         wrong.fetch(upload)
     assert "0" * 40 not in str(info.value)
+
+
+def test_webhooks_reach_the_authenticated_backend(label_studio, backend, project):
+    client = label_studio.client
+    assert authorise_webhooks(client, project["id"], backend["auth"]) == 1
+    assert authorise_webhooks(client, project["id"], backend["auth"]) == 0  # already done
+    before = _status(backend)["events_received"]
+    client.create_annotation(project["task_ids"][1], [], lead_time=3.0)
+    deadline = time.monotonic() + 30
+    while _status(backend)["events_received"] == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _status(backend)["events_received"] > before
 
 
 def test_backend_requires_basic_auth(backend):

@@ -7,7 +7,6 @@ the tests add the header to the webhook (Settings > Webhooks in the UI) where a 
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import queue
@@ -27,6 +26,7 @@ from active_learning.event_log import EventLog
 from active_learning.harvest import label_keys
 from active_learning.harvest_log import LABEL, SKIP, HarvestLog
 from active_learning.pseudonyms import load_or_create_key, pseudonym
+from active_learning.reconcile import authorise_webhooks
 from active_learning.stack import backend_process
 from active_learning.store import LocalArtefactStore
 from active_learning.training_queue import TrainingQueue
@@ -112,28 +112,11 @@ def _project(label_studio, backend: Backend, title: str, seeds: list[int], folde
     task_ids = client.upload_files(project["id"], paths)
     client.connect_ml_backend(project["id"], backend.url, "scrAiber", basic_auth=backend.auth)
     if authorize_webhook:
-        _authorize_webhook(label_studio, project["id"], backend)
+        assert authorise_webhooks(client, project["id"], backend.auth) == 1
     client.retrieve_predictions(project["id"])
     predictions = [client.task_predictions(task_id) for task_id in task_ids]
     assert all(len(p) == 1 for p in predictions), predictions
     return project["id"], task_ids, [p[0] for p in predictions], truths
-
-
-def _authorize_webhook(label_studio, project_id: int, backend: Backend) -> None:
-    """Give the webhook Label Studio created for the backend the basic-auth header it lacks."""
-    headers = {"Authorization": f"Token {label_studio.api_key}"}
-    hooks = requests.get(
-        f"{label_studio.url}/api/webhooks/", params={"project": project_id}, headers=headers, timeout=10
-    ).json()
-    [hook] = [h for h in hooks if h["url"] == f"{backend.url}/webhook"]
-    token = base64.b64encode(":".join(backend.auth).encode()).decode()
-    answer = requests.patch(
-        f"{label_studio.url}/api/webhooks/{hook['id']}/",
-        json={"headers": {"Authorization": f"Basic {token}"}},
-        headers=headers,
-        timeout=10,
-    )
-    answer.raise_for_status()
 
 
 def _decode(prediction: dict) -> np.ndarray:
