@@ -1,7 +1,6 @@
 """``scraiber bench interactive``: latency of interactive refinement at 512 and 1024 px.
 
-A synthetic section is segmented by the unsupervised segmenter (the model served before any
-training); then an expert clicks one keypoint at a time, each time at the innermost pixel of
+A synthetic section is segmented by the unsupervised segmenter (or ``--segmenter fcn``); then an expert clicks one keypoint at a time, each time at the innermost pixel of
 the largest crystal the current mask gets most wrong, and the refiner answers. The first
 answer includes the model's prediction and the features (cold); the following ones reuse them
 from the cache (warm), which is what the expert feels click after click.
@@ -72,7 +71,8 @@ def _next_click(classes: np.ndarray, section, catalogue) -> dict:
 @click.option("--sizes", default="512,1024", show_default=True, help="Image sides (px), comma-separated.")
 @click.option("--clicks", default=6, show_default=True, help="Keypoints per image, one request each.")
 @click.option("--seed", default=101, show_default=True, help="Synthetic section seed.")
-def bench_interactive(sizes: str, clicks: int, seed: int) -> None:
+@click.option("--segmenter", "method", default="unsupervised", show_default=True, help="Model refined (fcn: the shipped one).")
+def bench_interactive(sizes: str, clicks: int, seed: int, method: str) -> None:
     """Milliseconds per interactive refinement (cold and warm) and the mean IoU it reaches.
 
     Wall time depends on what else runs on the machine; the CPU time of this process
@@ -82,7 +82,7 @@ def bench_interactive(sizes: str, clicks: int, seed: int) -> None:
     config_xml = minerals_xml(catalogue)
     for size in [int(s) for s in sizes.split(",") if s.strip()]:
         section = generate_section(size, seed)
-        segmenter = create_segmenter("unsupervised", catalogue)
+        segmenter = create_segmenter(method, catalogue)
         refiner = InteractiveRefiner(catalogue, lambda: segmenter, _Images(section.image), RefineConfig())
         task = {"id": 1, "data": {"image": f"/data/upload/bench-{size}.png"}}
         context: dict = {"result": []}
@@ -103,7 +103,7 @@ def bench_interactive(sizes: str, clicks: int, seed: int) -> None:
         cold.refine(task, {"result": context["result"][:1]}, config_xml)
         cold_ms = (time.perf_counter() - started) * 1000
         click.echo(
-            f"{size} px: cold {cold_ms:.0f} ms (model + features + refine), warm median "
+            f"{size} px, {segmenter.version}: cold {cold_ms:.0f} ms (model + features + refine), warm median "
             f"{statistics.median(times):.0f} ms (CPU {statistics.median(cpu):.0f} ms), max {max(times):.0f} ms "
             f"over {clicks} clicks; "
             f"mean IoU {ious[0]:.3f} -> {ious[-1]:.3f} ({' '.join(f'{v:.3f}' for v in ious)})"
