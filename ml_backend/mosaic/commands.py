@@ -29,6 +29,8 @@ from ml_backend.synthetic import SynthConfig
 @click.option("--sample", "sample_mpix", type=float, default=SAMPLE_PIXELS / 2**20, show_default=True, help="MPix the method is fitted on.")
 @click.option("--model-uri", help="fcn: weights folder or .safetensors file, models:/NAME@ALIAS or runs:/RUN/model (default: shipped).")
 @click.option("--device", default="auto", show_default=True, help="fcn: auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--n-clusters", type=int, help="unsupervised: number of clusters (default: chosen by BIC).")
+@click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path), help="Your mineral catalogue TOML.")
 @click.pass_context
 def segment_command(
     ctx: click.Context,
@@ -41,6 +43,8 @@ def segment_command(
     sample_mpix: float,
     model_uri: str | None,
     device: str,
+    n_clusters: int | None,
+    catalogue: Path | None,
 ) -> None:
     """Segment IMAGE (a field or a whole-section mosaic) into a class mask with a JSON sidecar."""
     settings = settings_from(ctx)
@@ -48,8 +52,12 @@ def segment_command(
         raise ValueError(f"{image}: no such image file")
     if pixel_size is not None and not pixel_size > 0:
         raise ValueError(f"--pixel-size must be a positive number of micrometres, got {pixel_size}")
-    catalogue = load_catalogue(settings.catalogue)
+    catalogue = load_catalogue(catalogue or settings.catalogue)
     options = {}
+    if n_clusters is not None:
+        if method != "unsupervised":
+            raise ValueError("--n-clusters applies to --method unsupervised only")
+        options["n_clusters"] = n_clusters
     if model_uri is not None:
         from ml_backend.fcn.model_files import resolve_model_uri
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
+from skimage.filters import threshold_otsu
 
 from ml_backend.cli import main
+from ml_backend.bse_io import read_bse
 from ml_backend.masks import read_mask
 
 REAL_FIELD = Path(__file__).parents[2].parent / "shared" / "data" / "real" / "tescan-tima-field1-bse.png"
@@ -66,3 +68,25 @@ def test_bench_prints_speed_and_memory_per_size():
 def test_bench_rejects_bad_sizes():
     result = CliRunner().invoke(main, ["bench", "segment", "--sizes", "a,b"])
     assert "--sizes" in _one_line_error(result)
+
+
+def test_cluster_count_and_user_catalogue(tmp_path):
+    catalogue = tmp_path / "two.toml"
+    catalogue.write_text(
+        '[[mineral]]\nname = "Matrix"\ncolor = "#222222"\nformula = "SiO2"\n'
+        '[[mineral]]\nname = "Grains"\ncolor = "#DDDDDD"\nformula = "Fe2SiO4"\n'
+    )
+    out = tmp_path / "m.png"
+    args = ["segment", str(REAL_FIELD), "--out", str(out), "--n-clusters", "2", "--catalogue", str(catalogue)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    mask, sidecar = read_mask(out)
+    assert sidecar["classes"] == {"0": "Matrix", "1": "Grains"}
+    assert set(np.unique(mask)) == {0, 1}
+    image = read_bse(REAL_FIELD).pixels
+    assert ((mask == 1) == (image > threshold_otsu(image))).mean() > 0.95  # Grains = the bright phase
+
+
+def test_cluster_count_is_for_the_unsupervised_method_only(tmp_path):
+    args = ["segment", str(REAL_FIELD), "--out", str(tmp_path / "m.png"), "--method", "fcn", "--n-clusters", "3"]
+    assert "--n-clusters" in _one_line_error(CliRunner().invoke(main, args))
