@@ -73,7 +73,7 @@ def write_report(analysis: CrystalAnalysis, out_dir: str | Path, config: Crystal
         "size_unit": "um" if analysis.pixel_size_um is not None else "px",
         "intensity_range": asdict(analysis.intensity_range),
         "noise_sigma": table.attrs.get("noise_sigma"),
-        "populations": table["population"].value_counts().to_dict() if len(table) else {},
+        "populations": {k: int(v) for k, v in table["population"].value_counts().items()} if len(table) else {},
         "clusters": analysis.clusters["description"].tolist() if len(analysis.clusters) else [],
         "notes": analysis.notes,
         "config": asdict(config),

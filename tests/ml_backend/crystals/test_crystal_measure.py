@@ -128,3 +128,12 @@ def test_outline_of_a_tiny_crystal_keeps_three_vertices():
 
 def test_to_percent_uses_pixel_edges():
     assert to_percent(np.array([[-0.5, -0.5], [99.5, 49.5], [0.0, 0.0]]), 100, 50) == [[0.0, 0.0], [100.0, 100.0], [0.5, 1.0]]
+
+
+def test_a_field_without_crystals_gives_empty_tables():
+    mask = _canvas()
+    image = np.random.default_rng(0).integers(1000, 2000, mask.shape).astype(np.uint16)
+    analysis = analyse_crystals(image, mask, 1.0, catalogue=CAT)
+    assert len(analysis.table) == 0 and len(analysis.clusters) == 0 and len(analysis.size_distribution) == 0
+    assert analysis.modal.set_index("class_name").loc["Groundmass", "percent"] == 100.0
+    assert crystal_polygons(image, mask, 1.0, catalogue=CAT) == []

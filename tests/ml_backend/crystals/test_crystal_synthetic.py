@@ -6,7 +6,7 @@ zoning 43 / 43 correct on resolved crystals (1 unresolved); Fo calibration on 15
 points: median |error| 0.45 mol %, max 2.35, 14 / 15 inside their 95 % prediction interval
 (half-width about 2 mol %), fitted slope 0.92 and 0.98 x the catalogue's; core Fo of 15
 unzoned crystals: median |error| 0.70 mol %. The asserts leave a margin below these figures.
-The heavier tests take 10-20 s on a busy 2-core machine: marked slow (CI runs them).
+Each test takes 2-5 s here (10-20 s when other jobs load the 2 cores).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ FO_SECTIONS = SynthConfig(
 )  # fmt: skip
 
 
-@pytest.mark.slow
 def test_split_quality_and_size_recovery():
     f1, errors = [], []
     for seed in (10, 11, 12):
@@ -82,7 +81,6 @@ def _probe_points(section) -> np.ndarray:
     return np.array(points)
 
 
-@pytest.mark.slow
 def test_fo_calibration_recovers_the_generators_compositions():
     errors, covered, slopes = [], [], []
     for seed in (0, 1):
@@ -104,7 +102,6 @@ def test_fo_calibration_recovers_the_generators_compositions():
     assert all(0.8 <= ratio <= 1.2 for ratio in slopes)  # the fitted slope agrees with the catalogue's eta(Fo)
 
 
-@pytest.mark.slow
 def test_core_fo_of_crystals_from_a_calibrated_analysis():
     section = generate_section(1024, 0, FO_SECTIONS)
     points = _probe_points(section)
