@@ -120,6 +120,6 @@ def crystals_command(
         click.echo(f"  {line}")
     if analysis.calibrated is not None:
         cal = analysis.calibrated.calibration
-        click.echo(f"  calibration {cal.variable} = {cal.intercept:.2f} + {cal.slope:.2f} x level on {cal.n} points, residual sd {cal.residual_sd:.2f}")
+        click.echo(f"  calibration {cal.variable} = {cal.intercept:.2f} {cal.slope:+.2f} x level on {cal.n} points, residual sd {cal.residual_sd:.2f}")
     for note in analysis.notes:
         click.echo(f"  note: {note}")

@@ -111,7 +111,9 @@ def _zoning_words(zoning: pd.Series) -> str:
         return "zoning unresolved (too small)"
     top, share = counts.index[0], counts.iloc[0]
     words = {"normal": "normally zoned", "reverse": "reversely zoned", "oscillatory": "oscillatory zoned", "unzoned": "unzoned"}
-    return words[top] if share >= 0.75 else f"mostly {words[top]} ({share:.0%})"
+    if share >= 0.75:
+        return words[top]
+    return f"mostly {words[top]} ({share:.0%})" if share > 0.5 else f"mixed zoning ({share:.0%} {top})"
 
 
 def _size_words(values: np.ndarray, unit: str) -> str:
