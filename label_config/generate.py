@@ -10,7 +10,7 @@ from label_config.catalogue import Catalogue
 CONFIG_DIR = Path(__file__).parent
 IMAGE_TAG = '  <Image name="image" value="$image" zoom="true" zoomControl="true" brightnessControl="true" contrastControl="true"/>'
 POPULATIONS = ("Phenocryst", "Microphenocryst", "Microlite")
-ZONING = ("Normal", "Reverse", "Unzoned", "Oscillatory")
+ZONING = ("Normal", "Reverse", "Unzoned", "Oscillatory", "Unresolved")
 
 
 def _hint(description: str, synonyms: tuple[str, ...]) -> str:

@@ -73,6 +73,6 @@ def _control_target(label_config: str, catalogue: Catalogue, tag: str) -> Contro
             )
         return ControlTarget(control.name, image.name, image.value.lstrip("$"), labels, tuple(unmatched))
     raise LabelConfigError(
-        f"the project's labelling config has no <{tag}> on an <Image>; use label_config/minerals.xml "
-        "(generate it with `scraiber label-config`)"
+        f"the project's labelling config has no <{tag}> on an <Image>; use label_config/minerals.xml for "
+        "mineral maps or label_config/crystals.xml for crystal review (`scraiber label-config` writes both)"
     )

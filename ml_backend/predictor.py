@@ -15,7 +15,8 @@ import numpy as np
 
 from label_config import Catalogue
 from ml_backend.brush import mask_to_rle
-from ml_backend.bse_io import BSEReadError
+from ml_backend.bse_io import BSEImage, BSEReadError
+from ml_backend.crystal_results import crystal_results, crystal_target
 from ml_backend.image_source import ImageSource, ImageSourceError
 from ml_backend.label_map import ControlTarget, LabelConfigError, control_target
 from ml_backend.segmenters.base import Segmenter
@@ -55,28 +56,41 @@ class Predictor:
         """
         segmenter = self.segmenter()
         try:
-            target = control_target(label_config, self.catalogue)
+            render, value_key = self._renderer(label_config)
         except LabelConfigError as exc:
             return [self._error(task, exc, segmenter.version) for task in tasks]
         predictions = []
         for task in tasks:
             try:
-                predictions.append(self._predict_task(task, target, segmenter))
+                predictions.append(self._predict_task(task, value_key, render, segmenter))
             except TASK_ERRORS as exc:
                 predictions.append(self._error(task, exc, segmenter.version))
         return predictions
 
-    def _predict_task(self, task: dict[str, Any], target: ControlTarget, segmenter: Segmenter) -> dict[str, Any]:
+    def _renderer(self, label_config: str) -> tuple[Callable[[BSEImage, np.ndarray], list[dict[str, Any]]], str]:
+        """How results are drawn for this config: mineral brushes, or crystal polygons for review."""
+        try:
+            target = control_target(label_config, self.catalogue)
+            return (lambda image, probs: brush_results(probs, target)), target.value_key
+        except LabelConfigError as brush_error:
+            try:
+                crystals = crystal_target(label_config, self.catalogue)
+            except LabelConfigError:
+                raise brush_error from None
+
+        def render(image: BSEImage, probs: np.ndarray) -> list[dict[str, Any]]:
+            labels = np.argmax(probs, axis=0).astype(np.uint8)
+            return crystal_results(image.pixels, labels, crystals, image.pixel_size_um, self.catalogue)
+
+        return render, crystals.polygons.value_key
+
+    def _predict_task(self, task: dict[str, Any], value_key: str, render, segmenter: Segmenter) -> dict[str, Any]:
         data = task.get("data") if isinstance(task, dict) else None
-        if not isinstance(data, dict) or target.value_key not in data:
-            raise ImageSourceError(f"task has no data.{target.value_key} holding the image URL")
-        image = self.images.fetch(data[target.value_key], pixel_size_um=_pixel_size(data))
+        if not isinstance(data, dict) or value_key not in data:
+            raise ImageSourceError(f"task has no data.{value_key} holding the image URL")
+        image = self.images.fetch(data[value_key], pixel_size_um=_pixel_size(data))
         probs = segmenter.predict_proba(image.pixels)
-        return {
-            "result": brush_results(probs, target),
-            "score": self.score(probs),
-            "model_version": segmenter.version,
-        }
+        return {"result": render(image, probs), "score": self.score(probs), "model_version": segmenter.version}
 
     @staticmethod
     def _error(task: Any, exc: Exception, version: str) -> dict[str, Any]:
