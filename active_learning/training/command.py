@@ -39,8 +39,12 @@ def _run_on_modal(config: TrainConfig, settings):
 
 
 @click.command("train")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Training config (.toml or .json; fields of TrainConfig, [synth] table for the synthetic ranges).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Training config (.toml or .json; fields of TrainConfig, [synth] table for the synthetic ranges).",
+)
 @click.option("--steps", type=int, help="Optimiser steps (overrides the config).")
 @click.option("--arch", help="FCN architecture (see `scraiber bench fcn --help` for the list).")
 @click.option("--seed", type=int, help="Seed of batches and initialisation.")
@@ -48,10 +52,17 @@ def _run_on_modal(config: TrainConfig, settings):
 @click.option("--threads", type=int, help="CPU threads, 0 = all cores.")
 @click.option("--workers", type=int, help="Data-loading processes (0 = none).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), help="Checkpoint folder.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the best model here as minerals-<arch>.safetensors + .json.")
-@click.option("--register/--no-register", default=True, show_default=True,
-              help="Log to MLflow, register as SCRAIBER_MODEL_NAME and promote if not worse.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the best model here as minerals-<arch>.safetensors + .json.",
+)
+@click.option(
+    "--register/--no-register",
+    default=True,
+    show_default=True,
+    help="Log to MLflow, register as SCRAIBER_MODEL_NAME and promote if not worse.",
+)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
 @click.option("--on", "where", type=click.Choice(["local", "modal"]), default="local", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -75,8 +86,8 @@ def train_command(ctx: click.Context, config_file: Path | None, steps: int | Non
     else:
         result = run_training(config, settings, out=out, register=register, progress=not quiet)
     click.echo(f"model: {result.model_path}")
-    click.echo(f"steps: {result.steps_done} (best at {result.best_step}{', stopped early' if result.stopped_early else ''}), "
-               f"{result.seconds:.0f} s")  # fmt: skip
+    early = ", stopped early" if result.stopped_early else ""
+    click.echo(f"steps: {result.steps_done} (best at {result.best_step}{early}), {result.seconds:.0f} s")
     iou = ", ".join(f"{name} {value:.3f}" for name, value in result.val_iou.items() if not math.isnan(value))
     click.echo(f"validation mIoU {result.val_miou:.4f} ({iou}); set {result.val_fingerprint[:12]}")
     if result.model_version is not None:

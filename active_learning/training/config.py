@@ -111,20 +111,39 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         get_architecture(self.arch)
-        positive = ("steps", "batch_size", "patch", "section_size", "patches_per_section", "val_sections", "val_size", "val_every")
+        positive = (
+            "steps",
+            "batch_size",
+            "patch",
+            "section_size",
+            "patches_per_section",
+            "val_sections",
+            "val_size",
+            "val_every",
+        )
         for name in positive:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"training config: {name} must be a positive integer, got {getattr(self, name)!r}")
         if self.patch % 32 or self.patch > self.section_size:
-            raise ValueError(f"training config: patch ({self.patch}) must be a multiple of 32 and <= section_size ({self.section_size})")
+            raise ValueError(
+                f"training config: patch ({self.patch}) must be a multiple of 32 "
+                f"and <= section_size ({self.section_size})"
+            )
         if self.val_size % 32:
             raise ValueError(f"training config: val_size must be a multiple of 32, got {self.val_size}")
         if not (math.isfinite(self.lr) and self.lr >= 0) or self.weight_decay < 0:
             raise ValueError(f"training config: lr and weight_decay must be >= 0, got {self.lr}, {self.weight_decay}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"training config: unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
-        if min(self.ce_weight, self.dice_weight, self.focal_gamma, self.warmup_steps, self.patience, self.min_delta) < 0:
-            raise ValueError("training config: loss weights, focal_gamma, warmup_steps, patience and min_delta must be >= 0")
+            raise ValueError(
+                f"training config: unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}"
+            )
+        if (
+            min(self.ce_weight, self.dice_weight, self.focal_gamma, self.warmup_steps, self.patience, self.min_delta)
+            < 0
+        ):
+            raise ValueError(
+                "training config: loss weights, focal_gamma, warmup_steps, patience and min_delta must be >= 0"
+            )
         if self.ce_weight == 0 and self.dice_weight == 0:
             raise ValueError("training config: ce_weight and dice_weight cannot both be 0")
         if not 0 <= self.harvest_ratio <= 1 or not 0 <= self.intensity_jitter < 0.5:
@@ -157,7 +176,9 @@ class TrainConfig:
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - valid)
         if unknown:
-            raise ValueError(f"{source}: unknown training config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
+            raise ValueError(
+                f"{source}: unknown training config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
+            )
         values = dict(data)
         for name in ("class_weights", "percentiles"):
             if isinstance(values.get(name), list):

@@ -50,7 +50,7 @@ class HarvestedSample:
 
 @dataclass(frozen=True)
 class Batch:
-    """Network inputs ``(B, 1, P, P)`` float32, labels ``(B, P, P)`` int64 (255 = ignore), weights ``(B, P, P)`` float32."""
+    """Inputs ``(B, 1, P, P)`` float32, labels ``(B, P, P)`` int64 (255 = ignore), weights ``(B, P, P)`` float32."""
 
     image: torch.Tensor
     label: torch.Tensor

@@ -128,7 +128,9 @@ def evaluate(
 ) -> dict[str, float]:
     """Per-class IoU of ``network`` (tiled inference, as served) over ``samples``."""
     n = len(model_config.classes)
-    predictor = FCNPredictor(network, model_config, device=str(device), runtime="channels-last", threads=torch.get_num_threads())
+    predictor = FCNPredictor(
+        network, model_config, device=str(device), runtime="channels-last", threads=torch.get_num_threads()
+    )
     confusion = np.zeros((n, n), np.int64)
     for sample in samples:
         predicted = predictor.predict(sample.image, reduce=lambda block: np.argmax(block, axis=0).astype(np.uint8))
@@ -222,9 +224,9 @@ def run_training(
     val_hashes = {sample.id: sample.content_hash() for sample in val_samples}
     fingerprint = data_fingerprint(val_hashes)
     weights = list(config.class_weights) if config.class_weights else default_class_weights(val_samples, len(catalogue))
-    criterion = SegmentationLoss(
-        len(catalogue), weights, config.ce_weight, config.dice_weight, config.focal_gamma
-    ).to(device)
+    criterion = SegmentationLoss(len(catalogue), weights, config.ce_weight, config.dice_weight, config.focal_gamma).to(
+        device
+    )
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     use_amp = config.amp and (device.type == "cuda" or torch.backends.mkldnn.is_available() and _cpu_has_bf16())
 
@@ -275,7 +277,9 @@ def run_training(
             miou = mean_iou(iou)
             record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval))}
             state.validations.append(record)
-            tracking.metrics({"train/loss": record["loss"], "train/lr": learning_rate(config, state.step - 1)}, state.step)
+            tracking.metrics(
+                {"train/loss": record["loss"], "train/lr": learning_rate(config, state.step - 1)}, state.step
+            )
             tracking.class_iou(iou, state.step)
             interval = []
             log.info("step %d: loss %.4f, val mIoU %.4f %s", state.step, record["loss"], miou,
@@ -297,8 +301,9 @@ def run_training(
         best = next(v for v in state.validations if v["step"] == state.best_step)
         provenance = {
             "steps": state.step, "best_step": state.best_step, "val_miou": round(best["miou"], 4),
-            "val_iou": {k: None if math.isnan(v) else round(v, 4) for k, v in best["iou"].items()}, "val_fingerprint": fingerprint,
-            "seed": config.seed, "device": device.type, "synthetic_only": not dataset.n_harvested(),
+            "val_iou": {k: None if math.isnan(v) else round(v, 4) for k, v in best["iou"].items()},
+            "val_fingerprint": fingerprint, "seed": config.seed, "device": device.type,
+            "synthetic_only": not dataset.n_harvested(),
         }  # fmt: skip
         final_config = FCNConfig.from_dict({**model_config.to_dict(), "training": provenance})
         target = out / f"minerals-{config.arch}.safetensors" if out is not None else directory / "best"

@@ -67,10 +67,14 @@ def get_architecture(name: str) -> Architecture:
     try:
         return _ARCHITECTURES[name]
     except KeyError:
-        raise ValueError(f"unknown FCN architecture {name!r}; valid architectures: {', '.join(architecture_names())}") from None
+        raise ValueError(
+            f"unknown FCN architecture {name!r}; valid architectures: {', '.join(architecture_names())}"
+        ) from None
 
 
-def create_network(smp_arch: str, encoder: str, n_classes: int, options: dict[str, Any] | None = None) -> torch.nn.Module:
+def create_network(
+    smp_arch: str, encoder: str, n_classes: int, options: dict[str, Any] | None = None
+) -> torch.nn.Module:
     """A randomly initialised smp network with 1 input channel and ``n_classes`` outputs.
 
     Raises:

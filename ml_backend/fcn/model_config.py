@@ -90,9 +90,13 @@ class FCNConfig:
             ValueError: naming ``source`` when the format, a key or a value is wrong.
         """
         if data.get("format") != FORMAT:
-            raise ValueError(f"{source}: not a scrAiber FCN config (format {data.get('format')!r}, expected {FORMAT!r})")
+            raise ValueError(
+                f"{source}: not a scrAiber FCN config (format {data.get('format')!r}, expected {FORMAT!r})"
+            )
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{source}: FCN config format version {data.get('format_version')!r} is not {FORMAT_VERSION}")
+            raise ValueError(
+                f"{source}: FCN config format version {data.get('format_version')!r} is not {FORMAT_VERSION}"
+            )
         valid = {f.name for f in fields(cls)}
         body = {key: value for key, value in data.items() if key not in ("format", "format_version")}
         unknown = sorted(set(body) - valid)

@@ -9,6 +9,7 @@ are mirror-padded and cropped back.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from collections.abc import Callable, Iterable
 
@@ -104,14 +105,19 @@ def quantise_onnx(model: bytes, calibration: Iterable[np.ndarray]) -> bytes:
         def get_next(self) -> dict | None:
             return next(self.batches, None)
 
-    with tempfile.TemporaryDirectory(prefix="scraiber-onnx-") as tmp:
-        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        source.write_bytes(model)
-        quantize_static(
-            str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-        )  # fmt: skip
-        return target.read_bytes()
+    root = logging.getLogger()
+    was_disabled, root.disabled = root.disabled, True  # it advises pre-processing: measured, no gain here
+    try:
+        with tempfile.TemporaryDirectory(prefix="scraiber-onnx-") as tmp:
+            source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            source.write_bytes(model)
+            quantize_static(
+                str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            )  # fmt: skip
+            return target.read_bytes()
+    finally:
+        root.disabled = was_disabled
 
 
 def onnx_runner(model: bytes, threads: int) -> Runner:

@@ -100,7 +100,7 @@ def test_config_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="not valid TOML"):
         TrainConfig.from_file(bad)
     good = tmp_path / "good.toml"
-    good.write_text('steps = 7\n[synth]\npixel_size_um = [1.0, 1.5]\n')
+    good.write_text("steps = 7\n[synth]\npixel_size_um = [1.0, 1.5]\n")
     config = TrainConfig.from_file(good)
     assert config.steps == 7 and config.synth["pixel_size_um"] == [1.0, 1.5] and "gain_dn" in config.synth
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -125,7 +125,9 @@ def test_harvested_samples_are_mixed_in_with_their_weights(tmp_path):
     rng = np.random.default_rng(0)
     label = np.full((50, 80), 3, np.uint8)
     label[:, :10] = 255
-    sample = HarvestedSample(rng.integers(0, 4000, (50, 80)).astype(np.uint16), label, np.full((50, 80), 0.5, np.float32))
+    sample = HarvestedSample(
+        rng.integers(0, 4000, (50, 80)).astype(np.uint16), label, np.full((50, 80), 0.5, np.float32)
+    )
     batches = TrainingBatches(tiny(tmp_path, harvest_ratio=0.5), CAT, [sample])
     batch = batches[0]
     harvested_labels, harvested_weights = batch.label[2:], batch.weight[2:]

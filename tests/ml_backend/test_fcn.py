@@ -213,7 +213,18 @@ def test_segment_command_with_fcn(small_model, tmp_path):
     section = generate_section(96, 11)
     tifffile.imwrite(image, section.image)
     out = tmp_path / "mask.png"
-    args = ["segment", str(image), "--method", "fcn", "--model-uri", str(small_model), "--out", str(out), "--pixel-size", "1"]
+    args = [
+        "segment",
+        str(image),
+        "--method",
+        "fcn",
+        "--model-uri",
+        str(small_model),
+        "--out",
+        str(out),
+        "--pixel-size",
+        "1",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     mask, sidecar = read_mask(out)
@@ -242,3 +253,14 @@ def test_shipped_model_tiles_without_seams():
     tiled = FCNSegmenter(CAT, device="cpu", runtime="eager", tile=256, overlap=64).segment(image)
     whole = FCNSegmenter(CAT, device="cpu", runtime="eager", tile=512).segment(image)
     assert np.mean(tiled == whole) >= 0.97
+
+
+def test_bench_prints_the_tables():
+    args = ["bench", "fcn", "--arch", SMALL, "--tile", "64", "--size", "64", "--repeat", "1", "--runtime", "eager",
+            "--runtime", "onnx", "--val-sections", "1"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith(f"| {SMALL} |") for line in lines)
+    rows = [line for line in lines if line.startswith(("| eager |", "| onnx |"))]
+    assert len(rows) == 2 and "Olivine" in result.output
