@@ -198,17 +198,13 @@ class TrainConfig:
             ValueError: when the file is missing, unparsable or holds bad keys or values.
         """
         path = Path(path)
+        parse = {".toml": tomllib.loads, ".json": json.loads}.get(path.suffix.lower())
+        if parse is None:
+            raise ValueError(f"{path}: training config must be a .toml or .json file")
         try:
-            text = path.read_text(encoding="utf-8")
+            data = parse(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ValueError(f"{path}: cannot read training config ({exc.strerror or exc})") from None
-        try:
-            if path.suffix.lower() == ".toml":
-                data = tomllib.loads(text)
-            elif path.suffix.lower() == ".json":
-                data = json.loads(text)
-            else:
-                raise ValueError(f"{path}: training config must be a .toml or .json file")
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: not valid {path.suffix.lstrip('.').upper()} ({exc})") from None
         if not isinstance(data, dict):
