@@ -47,11 +47,13 @@ from active_learning.corrections import (
     result_shape,
     results_to_class_map,
 )
+from active_learning.crystal_corrections import crystal_changes, crystal_labels
 from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog, HarvestRecord, timestamp
 from active_learning.pseudonyms import pseudonym
 from active_learning.store import ArtefactStore
 from label_config import Catalogue
-from ml_backend.label_map import LabelConfigError, control_target
+from ml_backend.crystal_results import crystal_target
+from ml_backend.label_map import LabelConfigError, labelled_target
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError
 
 log = logging.getLogger(__name__)
@@ -167,8 +169,9 @@ class Harvester:
             was_cancelled=bool(annotation.get("was_cancelled")),
             created_at=annotation.get("created_at"),
         )
+        label_config = self.client.get_project(project_id)["label_config"]
         try:
-            target = control_target(self.client.get_project(project_id)["label_config"], self.catalogue)
+            target = labelled_target(label_config, self.catalogue)
         except LabelConfigError as exc:
             log.info("annotation %s: project %s is not served: %s", annotation_id, project_id, exc)
             return HarvestOutcome(NOT_SERVED)
@@ -205,6 +208,9 @@ class Harvester:
         correction = compare(predicted, final, len(self.catalogue), record.lead_time, self.confidence)
         stats = correction.stats(self.catalogue.names)
         stats["unknown_labels"] = sorted(set(unknown))
+        crystals = crystal_target(label_config, self.catalogue) if target.tag == "PolygonLabels" else None
+        if crystals is not None:
+            stats["crystals"] = crystal_changes(parent.get("result") or [] if parent else [], results, crystals)
         record = replace(record, stats=stats)
         if stats["labelled_pixels"] == 0:
             return self._store(record, None, None)
@@ -229,6 +235,8 @@ class Harvester:
             "arrays": {"label": "uint8 catalogue index, 255 = unlabelled", "confidence": "float16 in [0, 1]"},
             "stats": stats,
         }
+        if crystals is not None:
+            provenance["crystals"] = crystal_labels(results, crystals)
         return self._store(record, correction.label, correction.confidence, provenance)
 
     def _store(

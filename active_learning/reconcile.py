@@ -11,8 +11,9 @@ annotation Label Studio no longer has (HTTP 404, checked one by one) are retract
 
 * projects already in the harvest log's ``known_projects`` (an annotation of theirs was
   harvested: their config matched and Label Studio sent or listed their annotations), and
-* projects whose labelling config has a BrushLabels control on an Image matching the
-  catalogue (:func:`ml_backend.label_map.control_target`) *and* that have an ML backend
+* projects whose labelling config has a BrushLabels (or, for crystal review, PolygonLabels)
+  control on an Image matching the catalogue (:func:`ml_backend.label_map.labelled_target`)
+  *and* that have an ML backend
   connected. Label Studio does not tell which backend is connected, nor can the backend
   know the URL Label Studio uses for it, so a project with the minerals config connected
   to *another* backend is harvested too (its labels are still expert labels).
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from active_learning.harvest import HARVESTED, Harvester
 from active_learning.harvest_log import HarvestLog
 from label_config import Catalogue
-from ml_backend.label_map import LabelConfigError, control_target
+from ml_backend.label_map import LabelConfigError, labelled_target
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Reconciler:
             if project_id in served:
                 continue
             try:
-                control_target(project.get("label_config") or "", self.catalogue)
+                labelled_target(project.get("label_config") or "", self.catalogue)
             except LabelConfigError:
                 continue
             if self.client.list_ml_backends(project_id):

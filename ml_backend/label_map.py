@@ -28,6 +28,7 @@ class ControlTarget:
         value_key: Key of the task data holding the image URL (``$image`` -> ``image``).
         labels: Catalogue class index -> the config's label text for it.
         unmatched: Config labels that match no catalogue class (never predicted).
+        tag: The control's tag (``BrushLabels``, ``PolygonLabels``...).
     """
 
     from_name: str
@@ -35,6 +36,7 @@ class ControlTarget:
     value_key: str
     labels: dict[int, str]
     unmatched: tuple[str, ...]
+    tag: str = "BrushLabels"
 
 
 def control_target(label_config: str, catalogue: Catalogue, tag: str = "BrushLabels") -> ControlTarget:
@@ -71,8 +73,23 @@ def _control_target(label_config: str, catalogue: Catalogue, tag: str) -> Contro
                 f"none of the {tag} labels {list(control.labels)} matches a mineral of the catalogue "
                 f"({', '.join(catalogue.names)}); rename them or pass your own catalogue"
             )
-        return ControlTarget(control.name, image.name, image.value.lstrip("$"), labels, tuple(unmatched))
+        return ControlTarget(control.name, image.name, image.value.lstrip("$"), labels, tuple(unmatched), tag)
     raise LabelConfigError(
         f"the project's labelling config has no <{tag}> on an <Image>; use label_config/minerals.xml for "
         "mineral maps or label_config/crystals.xml for crystal review (`scraiber label-config` writes both)"
     )
+
+
+def labelled_target(label_config: str, catalogue: Catalogue) -> ControlTarget:
+    """The control scrAiber pre-annotates and harvests: BrushLabels (mineral maps), else PolygonLabels (crystals).
+
+    Raises:
+        LabelConfigError: if the config has neither on an Image matching the catalogue.
+    """
+    try:
+        return control_target(label_config, catalogue)
+    except LabelConfigError as brush_error:
+        try:
+            return control_target(label_config, catalogue, tag="PolygonLabels")
+        except LabelConfigError:
+            raise brush_error from None

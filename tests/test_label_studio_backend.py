@@ -12,6 +12,8 @@ import requests
 from label_studio_sdk.converter.brush import decode_rle
 from PIL import Image
 
+from active_learning.event_log import EventLog
+from active_learning.harvest_log import HarvestLog
 from active_learning.reconcile import authorise_webhooks
 from active_learning.stack import backend_process
 from label_config import load_catalogue
@@ -46,7 +48,7 @@ def backend(label_studio, tmp_path_factory):
         "SCRAIBER_WEB_WORKERS": "1",
     }
     with backend_process(env, port, data_dir / "backend.log", [label_studio.api_key, auth[1]]) as process:
-        yield {"url": f"http://127.0.0.1:{port}", "auth": auth, "process": process}
+        yield {"url": f"http://127.0.0.1:{port}", "auth": auth, "process": process, "data_dir": data_dir}
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +189,43 @@ def test_labelling_page_lists_the_pre_annotated_regions(label_studio, project, c
     titles = {t.strip() for t in page.locator(f"{region} .lsf-outliner-item__title").all_inner_texts()}
     assert path.stat().st_size > 10_000
     assert titles == labels
+
+
+def test_crystal_review_pre_annotations_and_corrections(slow_client, backend, fields):
+    """Crystals in a real Label Studio: polygons with choices, and a review harvested as implicit labels."""
+    client = slow_client
+    project = client.create_project("Crystal review", (CONFIG_DIR / "crystals.xml").read_text())
+    (task_id,) = client.upload_files(project["id"], [fields[0][0]])
+    client.update_task(task_id, {**client.get_task(task_id)["data"], "pixel_size_um": 2.0})
+    client.connect_ml_backend(project["id"], backend["url"], "scrAiber", basic_auth=backend["auth"])
+    authorise_webhooks(client, project["id"], backend["auth"])
+    client.retrieve_predictions(project["id"])
+    (prediction,) = client.task_predictions(task_id)
+    polygons = [r for r in prediction["result"] if r["type"] == "polygonlabels"]
+    choices = [r for r in prediction["result"] if r["type"] == "choices"]
+    assert len(polygons) >= 3 and {r["from_name"] for r in choices} == {"population", "zoning"}
+    assert {r["id"] for r in choices} <= {r["id"] for r in polygons}
+
+    # the expert deletes one crystal and flips one zoning call
+    deleted = polygons[0]["id"]
+    flipped = next(r for r in choices if r["from_name"] == "zoning" and r["id"] != deleted)
+    before = flipped["value"]["choices"][0]
+    after = "Reverse" if before != "Reverse" else "Normal"
+    result = []
+    for region in prediction["result"]:
+        if region["id"] == deleted:
+            continue
+        if region is flipped:
+            region = {**region, "value": {**region["value"], "choices": [after]}}
+        result.append(region)
+    annotation = client.create_annotation(task_id, result, lead_time=40.0, parent_prediction=prediction["id"])
+
+    harvests = HarvestLog(EventLog.from_url(f"sqlite:///{backend['data_dir'] / 'events.sqlite'}").engine)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not harvests.records(project=project["id"]):
+        time.sleep(1)
+    (record,) = harvests.records(project=project["id"])
+    assert record.annotation_id == annotation["id"] and record.prediction_id == prediction["id"]
+    crystals = record.stats["crystals"]
+    assert (crystals["deleted"], crystals["added"], crystals["kept"]) == (1, 0, len(polygons) - 1)
+    assert crystals["choices"]["zoning"].get(f"{before} -> {after}", 0) >= 1
