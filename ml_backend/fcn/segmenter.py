@@ -30,8 +30,9 @@ from ml_backend.tiling import predict_tiled
 # one 1024 x 1024 image end to end on this project's 2-core Xeon (AVX-512 VNNI, AMX), quietest
 # of three runs on the shared machine: eager 4.45 s, channels-last 1.55 s, bf16 autocast 2.09 s,
 # ONNX Runtime fp32 1.25 s, ONNX Runtime static int8 0.82 s (fastest in all three runs); every
-# class IoU within 0.003 of eager's. int8 is kept where the CPU has VNNI (elsewhere u8 x s8
-# products can saturate: fp32 ONNX Runtime is used).
+# class IoU within 0.003 of eager's. ONNX Runtime dynamic int8 (ConvInteger) was 2x slower than
+# fp32. int8 is kept where the CPU has VNNI (elsewhere u8 x s8 products can saturate: fp32 ONNX
+# Runtime is used).
 # On an H100 eager fp32 was fastest (92 ms/MPix vs 106 channels-last, 110 bf16, 4096^2 px).
 CPU_RUNTIME = "onnx-int8"
 CPU_RUNTIME_WITHOUT_VNNI = "onnx"
