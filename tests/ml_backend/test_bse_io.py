@@ -9,8 +9,8 @@ import pytest
 import tifffile
 
 from ml_backend.bse_io import BSEReadError, RGBConversionWarning, read_bse
+from tests.data import DEMO_REAL_FIELD as REAL_FIELD
 
-REAL_FIELD = Path(__file__).parents[2].parent / "shared" / "data" / "real" / "tescan-tima-field1-bse.png"
 FEI_TAG, ZEISS_TAG = 34682, 34118
 
 
@@ -153,3 +153,10 @@ def test_multipage_tiff_reads_first_plane(tmp_path):
         warnings.simplefilter("always")
         image = read_bse(path)
     np.testing.assert_array_equal(image.pixels, stack[0])
+
+
+def test_demo_copy_of_the_real_field_is_the_published_file():
+    import hashlib
+
+    digest = hashlib.sha256(REAL_FIELD.read_bytes()).hexdigest()
+    assert digest == "bb1586914d64125717c3da40e179fdfebd0391da38ed633a4dbb1d596e7aec40"

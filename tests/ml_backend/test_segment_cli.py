@@ -11,8 +11,8 @@ from skimage.filters import threshold_otsu
 from ml_backend.cli import main
 from ml_backend.bse_io import read_bse
 from ml_backend.masks import read_mask
+from tests.data import DEMO_REAL_FIELD as REAL_FIELD
 
-REAL_FIELD = Path(__file__).parents[2].parent / "shared" / "data" / "real" / "tescan-tima-field1-bse.png"
 
 
 def _one_line_error(result) -> str:

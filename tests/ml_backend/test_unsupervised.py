@@ -22,8 +22,8 @@ from ml_backend.segmenters.unsupervised import (
     name_clusters,
 )
 from ml_backend.synthetic import generate_section
+from tests.data import DEMO_REAL_FIELD as REAL_FIELD
 
-REAL_FIELD = Path(__file__).parents[2].parent / "shared" / "data" / "real" / "tescan-tima-field1-bse.png"
 QUALITY_SEEDS = range(5)  # synthetic sections of 512 px
 # Measured with these seeds (README "Unsupervised segmentation"): pooled mIoU 0.447,
 # Epoxy 0.77, Groundmass 0.80, Fe-Ti oxide 0.49. Thresholds leave about 0.1 of margin.
