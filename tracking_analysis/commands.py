@@ -1,7 +1,8 @@
-"""``scraiber report``: the tracking report of a Label Studio project (HTML or JSON)."""
+"""``scraiber report`` (the tracking report, HTML or JSON) and ``scraiber export`` (open-data package)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -73,3 +74,24 @@ def _snapshot(ctx: click.Context, project_id: int):
     catalogue = load_catalogue(settings.catalogue)
     with LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), timeout=120) as client:
         return capture(client, project_id, catalogue, key)
+
+
+@click.command("export")
+@click.option("--project", "project_id", type=int, default=None, help="Label Studio project id (read live).")
+@click.option("--snapshot", "snapshot_path", type=click.Path(dir_okay=False), default=None, help="Export from a saved snapshot instead.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder of the data package (new or empty).")
+@click.option("--licence", default="CC-BY-4.0", show_default=True, help="SPDX licence identifier of the data.")
+@click.option("--title", default=None, help="Title of the data package.")
+@click.pass_context
+def export_command(ctx, project_id, snapshot_path, out, licence, title):
+    """Implicit labels of a project as an open-data package (datapackage.json, README, CSV, PNG)."""
+    from label_config import load_catalogue
+    from ml_backend.cli import settings_from
+    from tracking_analysis.export import export_package
+
+    if (project_id is None) == (snapshot_path is None):
+        raise ValueError("give either --project ID (read Label Studio) or --snapshot FILE")
+    snapshot = _snapshot(ctx, project_id) if project_id is not None else _load(snapshot_path)
+    path = export_package(snapshot, load_catalogue(settings_from(ctx).catalogue), out, licence, title)
+    labels = json.loads(path.read_text())["scraiber"]["labels"]
+    click.echo(f"{path}: {labels} implicit labels", err=True)

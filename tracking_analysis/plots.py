@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 DPI = 100
 
@@ -116,6 +117,7 @@ def learning_curves(rows: Sequence[dict]) -> bytes:
             points = sorted((r["n_labelled_tiles"], r["mIoU"]) for r in rows if r["strategy"] == strategy and r["label_kind"] == kind)
             if points:
                 axis.plot(*zip(*points), style, color=colours[k % len(colours)], label=f"{strategy}, {kind}", markersize=4)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("labelled tiles (budget)")
     axis.set_ylabel("validation mIoU")
     axis.set_ylim(0, 1)
