@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -226,7 +226,7 @@ def _session_label(key: str) -> str:
     return f"{annotator[:8]}… {start[5:10]} {start[11:]}"
 
 
-def _over(rows: Sequence[dict], key: str, xlabel: str, label=str) -> str:
+def _over(rows: Sequence[dict], key: str, xlabel: str, label: Callable[[str], str] = str) -> str:
     if not rows:
         return '<p class="note">No annotations yet.</p>'
     png = plots.acceptance_and_time(

@@ -33,7 +33,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import requests
 from PIL import Image
 
