@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ml_backend.cli import settings_from
@@ -32,3 +34,29 @@ def up_command(ctx: click.Context, port: int, backend_port: int, fields: int) ->
 
     settings = settings_from(ctx)
     run_stack(settings, load_catalogue(settings.catalogue), port, backend_port, fields, click.echo)
+
+
+@click.command("retrain")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Training config TOML for the fine-tuning (default: SCRAIBER_RETRAIN_CONFIG or built-in).")  # fmt: skip
+@click.pass_context
+def retrain_command(ctx: click.Context, config_path: Path | None) -> None:
+    """Run one retraining cycle now: fine-tune on implicit labels, promote if not worse, re-predict open tasks."""
+    from active_learning.retrain import build_cycle
+    from active_learning.worker import build_worker
+
+    settings = settings_from(ctx)
+    if config_path is not None:
+        settings = settings.model_copy(update={"retrain_config": config_path})
+    result = build_cycle(settings, build_worker(settings)).run("manual (scraiber retrain)")
+    click.echo(
+        f"training run {result.run_id}: {result.status}; trained on {result.trained_on} implicit labels, "
+        f"validated on {result.held_out} held-out expert labels"
+    )
+    if result.model_version is not None:
+        click.echo(f"candidate v{result.model_version}: val mIoU {result.val_miou:.4f} "
+                   f"(champion {result.champion_miou:.4f}); {result.reason}")  # fmt: skip
+    if result.predictions:
+        click.echo(f"posted {result.predictions} predictions of the new model to open tasks")
+    if result.status in ("failed", "busy"):
+        raise click.ClickException(result.reason)

@@ -75,7 +75,12 @@ app = modal.App(APP_NAME, image=image)
 
 
 @app.function(gpu=DEFAULT_GPU, secrets=[modal.Secret.from_name(name) for name in SECRETS], timeout=TIMEOUT_S)
-def train_remote(config: dict[str, Any], harvested: list[str] | None = None) -> dict[str, Any]:
+def train_remote(
+    config: dict[str, Any],
+    harvested: list[str] | None = None,
+    validation: list[str] | None = None,
+    init_key: str | None = None,
+) -> dict[str, Any]:
     """Train on the Modal GPU with the local entry point; the model goes to the artefact store.
 
     Args:
@@ -83,13 +88,17 @@ def train_remote(config: dict[str, Any], harvested: list[str] | None = None) -> 
         harvested: Artefact-store keys of harvested label sets (``.npz`` with arrays
             ``image``, ``label`` (uint8, 255 = none), ``weight`` (float32), each ``(H, W)``
             or ``(N, H, W)``).
+        validation: Keys of held-out expert labels (``.npz`` with ``image`` and ``label``),
+            added to the validation set.
+        init_key: Key of a model folder (``weights.safetensors`` + ``config.json``) to
+            fine-tune from.
 
     Returns:
         The training summary (JSON-ready) with ``model_key``: the store key of the model
         folder (``weights.safetensors`` + ``config.json``).
     """
     from active_learning.store import open_store
-    from active_learning.training import HarvestedSample, TrainConfig, run_training
+    from active_learning.training import HarvestedSample, TrainConfig, ValidationSample, run_training
     from ml_backend.settings import Settings
 
     settings = Settings()  # the entry point of the remote process: environment from the Secrets
@@ -99,8 +108,20 @@ def train_remote(config: dict[str, Any], harvested: list[str] | None = None) -> 
         arrays = store.get_arrays(key)
         for image, label, weight in zip(*(_stack(arrays[name]) for name in ("image", "label", "weight"))):
             samples.append(HarvestedSample(image, label, weight))
+    extra = []
+    for key in validation or []:
+        arrays = store.get_arrays(key)
+        extra.append(ValidationSample(key, arrays["image"], arrays["label"]))
+    if init_key is not None:
+        initial = Path(tempfile.mkdtemp(prefix="scraiber-init-"))
+        for name in ("weights.safetensors", "config.json"):
+            store.get_file(f"{init_key}/{name}", initial / name)
+        config = {**config, "init_from": str(initial)}
     out = Path(tempfile.mkdtemp(prefix="scraiber-model-"))
-    result = run_training(TrainConfig.from_dict(config), settings, out=out, harvested=samples or None, progress=False)
+    result = run_training(
+        TrainConfig.from_dict(config), settings, out=out, harvested=samples or None, validation_extra=extra,
+        progress=False,
+    )  # fmt: skip
     model_key = f"{MODELS_PREFIX}/{time.strftime('%Y%m%d-%H%M%S')}-{result.model_config.arch}"
     store.put_file(f"{model_key}/weights.safetensors", result.model_path)  # out= gives NAME.safetensors + NAME.json
     store.put_file(f"{model_key}/config.json", result.model_path.with_suffix(".json"))
@@ -127,7 +148,13 @@ def _stack(array: Any) -> Any:
 
 
 def run_training_on_modal(
-    config: TrainConfig, settings: Settings, *, gpu: str | None = None, harvested: list[str] | None = None
+    config: TrainConfig,
+    settings: Settings,
+    *,
+    gpu: str | None = None,
+    harvested: list[str] | None = None,
+    validation: list[str] | None = None,
+    init_key: str | None = None,
 ) -> TrainingResult:
     """Run :func:`train_remote` in an ephemeral Modal app and fetch the model it wrote.
 
@@ -140,6 +167,8 @@ def run_training_on_modal(
             folder to put it in, and ``SCRAIBER_MODAL_GPU``.
         gpu: Modal GPU type for this run (default ``settings.modal_gpu``).
         harvested: Artefact-store keys of harvested label sets (see :func:`train_remote`).
+        validation: Artefact-store keys of held-out expert labels (see :func:`train_remote`).
+        init_key: Artefact-store key of a model folder to fine-tune from.
 
     Raises:
         ValueError: when the artefact store is not in S3 (Modal cannot reach a local folder).
@@ -152,7 +181,7 @@ def run_training_on_modal(
         raise ValueError("training on Modal needs SCRAIBER_ARTEFACT_URI=s3://BUCKET/PREFIX, reachable from Modal")
     function = train_remote.with_options(gpu=gpu or settings.modal_gpu)
     with app.run():
-        summary = function.remote(config.to_dict(), harvested)
+        summary = function.remote(config.to_dict(), harvested, validation, init_key)
     store = open_store(settings.resolved_artefact_uri, settings)
     local = settings.data_dir / summary["model_key"]
     for name in ("weights.safetensors", "config.json"):

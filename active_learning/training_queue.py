@@ -2,8 +2,8 @@
 
 The harvest worker only *records* that training was asked for (Label Studio's
 START_TRAINING event): one row in ``training_requests`` per event, so a re-delivered or
-re-processed event asks once. The retraining cycle (a later contributor) takes pending
-requests and writes one row per run it actually performs into ``training_runs``; the
+re-processed event asks once. The retraining cycle (:mod:`active_learning.retrain`) takes
+pending requests and writes one row per run it performs into ``training_runs``; the
 backend's ``/status`` counts those rows as ``training_runs``. Nothing here trains.
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from active_learning.db import create_tables
 
-PENDING = "pending"
+PENDING, TAKEN, RUNNING = "pending", "taken", "running"
 
 metadata = MetaData()
 training_requests = Table(
@@ -98,3 +98,42 @@ class TrainingQueue:
         """Training runs recorded by the retraining cycle."""
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(training_runs)).scalar_one())
+
+    def take_requests(self, run_id: int) -> list[TrainingRequest]:
+        """Mark every pending request as served by run ``run_id``; returns them."""
+        pending = self.requests(PENDING)
+        if pending:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(training_requests)
+                    .where(training_requests.c.id.in_([r.id for r in pending]))
+                    .values(status=f"{TAKEN}:{run_id}"[:16])
+                )
+        return pending
+
+    def start_run(self, reason: str) -> int:
+        """Record a training run that starts now; returns its id."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                insert(training_runs).values(started_at=time.time(), status=RUNNING, model_version=reason[:255])
+            )
+        return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, model_version: str | None = None, mlflow_run_id: str | None = None) -> None:
+        """Record how a run ended (``promoted``, ``not-promoted``, ``failed``...) and what it produced."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(training_runs)
+                .where(training_runs.c.id == run_id)
+                .values(finished_at=time.time(), status=status[:16], model_version=model_version, mlflow_run_id=mlflow_run_id)
+            )
+
+    def last_started(self) -> float | None:
+        """When the last training run started (epoch seconds), or None."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.max(training_runs.c.started_at))).scalar_one()
+
+    def runs(self) -> list[dict]:
+        """All training runs, oldest first, as dicts."""
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(select(training_runs).order_by(training_runs.c.id))]

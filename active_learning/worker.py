@@ -366,11 +366,16 @@ def stop_worker_process(process: subprocess.Popen, grace: float = 10.0) -> None:
 @click.option("--parent-pid", type=int, hidden=True, help="Stop when this process is gone (set by `scraiber backend`).")
 @click.pass_context
 def worker_command(ctx: click.Context, parent_pid: int | None) -> None:
-    """Harvest implicit labels from stored webhook events and reconcile with Label Studio."""
+    """Harvest implicit labels from stored webhook events, reconcile with Label Studio, retrain when due."""
     from ml_backend.cli import settings_from
 
-    worker = build_worker(settings_from(ctx))
+    from active_learning.retrain import RetrainScheduler, build_cycle
+
+    settings = settings_from(ctx)
+    worker = build_worker(settings)
     stop = threading.Event()
+    scheduler = RetrainScheduler(build_cycle(settings, worker))
+    threading.Thread(target=scheduler.run, args=(stop,), name="retrain", daemon=True).start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     if parent_pid is not None:

@@ -7,6 +7,8 @@ We take the app ``label_studio_ml.api.init_app`` returns and replace four of its
   every request or never ask for the new model's predictions);
 * ``/webhook`` stores the event durably before answering (1.0.9 runs a training job
   inline and answers 500 on a payload without ``action``);
+* ``/train`` (Label Studio's "Start training" when its webhook feature flag is off) stores a
+  START_TRAINING event instead of training inside the request;
 * ``/health`` says only UP and the model version (1.0.9 also shows server paths).
 
 We also add ``GET /status``, basic auth, a request-size limit and JSON errors, and drop
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -79,13 +82,23 @@ def create_app(
         stored = services.events.record(body)
         return jsonify({"status": "stored" if stored else "duplicate"}), 200
 
+    def train() -> Response:
+        body = _json_body()
+        project = str(body.get("project") or "").split(".")[0]
+        payload = {"action": "START_TRAINING", "project": {"id": int(project)} if project.isdigit() else None,
+                   "via": "/train", "requested_at": time.time()}  # fmt: skip
+        services.events.record(payload)
+        return jsonify({"job": f"start-training-{payload['requested_at']:.0f}"}), 201
+
     def health() -> Response:
         return jsonify({"status": "UP", "model_version": services.predictor.model_version})
 
     def status() -> Response:
         return jsonify(services.status())
 
-    app.view_functions.update({"_predict": predict, "_setup": setup, "webhook": webhook, "health": health})
+    app.view_functions.update(
+        {"_predict": predict, "_setup": setup, "webhook": webhook, "_train": train, "health": health}
+    )
     if "status" in app.view_functions:
         app.view_functions["status"] = status
     else:

@@ -355,6 +355,10 @@ class LabelStudioClient:
         """ML backends connected to a project (``GET /api/ml/?project=ID``)."""
         return self._json("GET", "/api/ml/", params={"project": int(project_id)})
 
+    def train_ml_backend(self, ml_backend_id: int) -> dict:
+        """Press "Start training" for a connected backend (``POST /api/ml/ID/train``)."""
+        return self._json("POST", f"/api/ml/{int(ml_backend_id)}/train", json_body={})
+
     def list_webhooks(self, project_id: int) -> list[dict]:
         """Webhooks of a project (``GET /api/webhooks/?project=ID``), e.g. the one to a backend's /webhook."""
         return self._json("GET", "/api/webhooks/", params={"project": int(project_id)})

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # Active learning
     retrain_every: int = Field(0, validation_alias=_env("SCRAIBER_RETRAIN_EVERY"))
     retrain_on_start_training: bool = Field(True, validation_alias=_env("SCRAIBER_RETRAIN_ON_START_TRAINING"))
+    retrain_config: Path | None = Field(None, validation_alias=_env("SCRAIBER_RETRAIN_CONFIG"))
+    train_on: str = Field("local", validation_alias=_env("SCRAIBER_TRAIN_ON"))
     reconcile_seconds: float = Field(300.0, validation_alias=_env("SCRAIBER_RECONCILE_SECONDS"))
     query_strategy: str = Field("entropy", validation_alias=_env("SCRAIBER_QUERY_STRATEGY"))
     pseudonym_key: SecretStr | None = Field(None, validation_alias=_env("SCRAIBER_PSEUDONYM_KEY"))
@@ -89,6 +91,8 @@ class Settings(BaseSettings):
             raise ValueError(f"SCRAIBER_PORT must be 1-65535, got {self.port}")
         if (self.basic_auth_user is None) != (self.basic_auth_pass is None):
             raise ValueError("set both SCRAIBER_BASIC_AUTH_USER and SCRAIBER_BASIC_AUTH_PASS, or neither")
+        if self.train_on not in ("local", "modal"):
+            raise ValueError(f"SCRAIBER_TRAIN_ON must be 'local' or 'modal', got {self.train_on!r}")
         if self.max_image_pixels <= 0 or self.max_request_bytes <= 0:
             raise ValueError("SCRAIBER_MAX_IMAGE_PIXELS and SCRAIBER_MAX_REQUEST_BYTES must be positive")
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from active_learning.stack import DEMO_PROJECT
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.processes import free_port, url_answers
 
@@ -57,7 +58,7 @@ def test_up_bootstraps_the_demo_and_a_second_run_reuses_it(tmp_path):
         account = json.loads((data_dir / "label-studio" / "account.json").read_text())
         assert f"http://127.0.0.1:{port}/projects/" in text and account["password"] in text
         with LabelStudioClient(f"http://127.0.0.1:{port}", account["token"]) as client:
-            (project,) = client.list_projects()
+            project = client.find_project_by_title(DEMO_PROJECT)
             tasks = client.list_tasks(project["id"])
             assert len(tasks) == 3  # two synthetic fields and the real TESCAN field
             assert all(len(client.task_predictions(t["id"])) == 1 for t in tasks)
@@ -71,7 +72,8 @@ def test_up_bootstraps_the_demo_and_a_second_run_reuses_it(tmp_path):
     try:
         _wait_for(tmp_path / "second.log", second, timeout=300)
         with LabelStudioClient(f"http://127.0.0.1:{port}", account["token"]) as client:
-            (again,) = client.list_projects()
+            again = client.find_project_by_title(DEMO_PROJECT)
+            assert len(client.list_projects()) == 2  # the demo project and the session questionnaire
             assert again["id"] == project["id"]
             tasks = client.list_tasks(again["id"])
             assert len(tasks) == 3

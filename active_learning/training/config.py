@@ -71,6 +71,8 @@ class TrainConfig:
         checkpoint_dir: Where checkpoints go (None: ``<data dir>/checkpoints/<arch>-seed<seed>``).
         resume: Continue from the last checkpoint in ``checkpoint_dir`` if there is one.
         tile, overlap, percentiles: Inference settings saved in the model's config.
+        init_from: Fine-tune: start from these weights (model folder or ``.safetensors``) instead
+            of a random initialisation; their architecture must be ``arch``.
     """
 
     arch: str = "unet-resnet18"
@@ -108,6 +110,7 @@ class TrainConfig:
     tile: int = 1024
     overlap: int = 64
     percentiles: tuple[float, float] = (0.5, 99.5)
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         get_architecture(self.arch)

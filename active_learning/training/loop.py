@@ -29,9 +29,8 @@ from active_learning.training.validation import (
     class_frequencies,
     class_iou,
     confusion_matrix,
-    data_fingerprint,
     mean_iou,
-    synthetic_validation_set,
+    validation_set,
 )
 from label_config.catalogue import Catalogue, load_catalogue
 from ml_backend.fcn.model_config import FCNConfig
@@ -219,10 +218,11 @@ def run_training(
     torch.manual_seed(config.seed)
     network = model_config.build().to(device=device, memory_format=torch.channels_last).train()
 
-    val_samples = synthetic_validation_set(catalogue, config.val_seed, config.val_sections, config.val_size)
-    val_samples += list(validation_extra)
-    val_hashes = {sample.id: sample.content_hash() for sample in val_samples}
-    fingerprint = data_fingerprint(val_hashes)
+    if config.init_from:
+        _load_initial_weights(network, model_config, config.init_from)
+    val_samples, val_hashes, fingerprint = validation_set(
+        catalogue, config.val_seed, config.val_sections, config.val_size, validation_extra
+    )
     weights = list(config.class_weights) if config.class_weights else default_class_weights(val_samples, len(catalogue))
     criterion = SegmentationLoss(len(catalogue), weights, config.ce_weight, config.dice_weight, config.focal_gamma).to(
         device
@@ -314,6 +314,17 @@ def run_training(
         )  # fmt: skip
         tracking.finish(result, best_state)
     return result
+
+
+def _load_initial_weights(network: torch.nn.Module, model_config: FCNConfig, path: str) -> None:
+    """Start from trained weights (fine-tuning) after checking they fit this network."""
+    loaded = load_fcn(path)
+    mine = (model_config.smp_arch, model_config.encoder, tuple(model_config.classes))
+    theirs = (loaded.config.smp_arch, loaded.config.encoder, tuple(loaded.config.classes))
+    if mine != theirs:
+        raise ValueError(f"cannot fine-tune from {path}: it is {theirs}, the training config builds {mine}")
+    network.load_state_dict(loaded.state_dict)
+    log.info("fine-tuning from %s", path)
 
 
 def _best_state(directory: Path, state: TrainState) -> dict[str, torch.Tensor] | None:

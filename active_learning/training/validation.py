@@ -81,3 +81,15 @@ def class_frequencies(samples: Iterable[ValidationSample], n_classes: int) -> np
         labels = sample.label[sample.label != IGNORE_INDEX]
         counts += np.bincount(labels.ravel(), minlength=n_classes)[:n_classes]
     return counts / max(counts.sum(), 1.0)
+
+
+def validation_set(
+    catalogue: Catalogue, seed: int, n: int, size: int, extra: Iterable[ValidationSample] = ()
+) -> tuple[list[ValidationSample], dict[str, str], str]:
+    """The fixed synthetic sections plus ``extra`` (held-out expert labels): samples, id -> hash, fingerprint.
+
+    Two evaluations are comparable (for the champion rule) only on the same fingerprint.
+    """
+    samples = synthetic_validation_set(catalogue, seed, n, size) + list(extra)
+    hashes = {sample.id: sample.content_hash() for sample in samples}
+    return samples, hashes, data_fingerprint(hashes)

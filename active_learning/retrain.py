@@ -1,0 +1,328 @@
+"""Retraining cycles: implicit labels -> fine-tuned FCN -> champion rule -> fresh predictions.
+
+**When.** After every ``SCRAIBER_RETRAIN_EVERY`` new implicit labels (0: not by count),
+when Label Studio sends START_TRAINING (``SCRAIBER_RETRAIN_ON_START_TRAINING``), or on
+demand (``scraiber retrain``). One cycle at a time (a lease in the event-log database).
+Cycles run in the harvest worker's process, beside harvesting, never in the web workers:
+``/predict`` keeps serving the current model while a cycle trains.
+
+**A cycle**
+
+1. gathers the current implicit labels (retracted and superseded ones excluded) and their
+   images from Label Studio;
+2. holds out the tasks whose id hashes into the held-out fifth: their expert labels join
+   the validation set and are never trained on;
+3. makes sure the served model is in the registry (the shipped model is registered as the
+   baseline when there is no champion yet) and evaluates the champion on this cycle's
+   validation set, so the champion rule compares like with like;
+4. fine-tunes the champion on the remaining labels, each pixel weighted by its confidence,
+   mixed with fresh synthetic sections (``harvest_ratio`` of each batch), locally or on
+   Modal (``SCRAIBER_TRAIN_ON``) with the same ``run_training``;
+5. registers the candidate and moves the champion alias only if its validation mIoU on the
+   same set is not worse;
+6. if promoted, predicts the open tasks (no annotation yet) of every served project with
+   the new model and posts the predictions, with their scores, to Label Studio: the Data
+   Manager shows the new model version and can sort by score. The web workers switch to
+   the new champion at their next poll (``SCRAIBER_MODEL_POLL_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from active_learning.harvest_log import LABEL, HarvestLog
+from active_learning.registry import ModelRegistry
+from active_learning.store import ArtefactStore
+from active_learning.tracking import start_run
+from active_learning.training import HarvestedSample, TrainConfig, run_training
+from active_learning.training.loop import evaluate
+from active_learning.training.validation import ValidationSample, mean_iou, validation_set
+from active_learning.training_queue import TrainingQueue
+from active_learning.worker import WorkerLease
+from label_config import Catalogue
+from ml_backend.fcn import FCNSegmenter, load_fcn, shipped_model_path
+from ml_backend.image_source import ImageSource
+from ml_backend.label_studio import LabelStudioClient
+from ml_backend.predictor import Predictor
+from ml_backend.settings import Settings
+
+log = logging.getLogger(__name__)
+HELD_OUT_SHARE = 5  # one task in five (by id hash) is kept for validation
+FINE_TUNE = {"steps": 300, "val_every": 100, "lr": 5e-4, "warmup_steps": 20, "harvest_ratio": 0.5, "patience": 0}
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What a cycle did.
+
+    Attributes:
+        run_id: Row of ``training_runs``.
+        status: ``promoted``, ``not-promoted``, ``no-labels``, ``busy`` or ``failed``.
+        trained_on: Implicit labels trained on; held_out: expert labels validated on.
+        model_version: Registry version of the candidate (None if none was registered).
+        val_miou: Candidate's validation mIoU; champion_miou: the champion's on the same set.
+        reason: Why it was (not) promoted.
+        predictions: Predictions posted to Label Studio for open tasks.
+    """
+
+    run_id: int | None
+    status: str
+    trained_on: int = 0
+    held_out: int = 0
+    model_version: int | None = None
+    val_miou: float | None = None
+    champion_miou: float | None = None
+    reason: str = ""
+    predictions: int = 0
+
+
+def held_out(task_id: int) -> bool:
+    """Whether a task's labels are kept for validation (stable: a hash of its id)."""
+    return int(hashlib.sha256(f"task-{task_id}".encode()).hexdigest(), 16) % HELD_OUT_SHARE == 0
+
+
+class RetrainCycle:
+    """Runs retraining cycles (see the module docstring).
+
+    Args:
+        settings: Registry, data dir, policy, query strategy.
+        catalogue: Classes.
+        harvests: The harvest log (implicit labels).
+        store: The artefact store holding the labels.
+        queue: Training requests and runs.
+        client: Label Studio (open tasks, posting predictions).
+        images: Where task images come from.
+        projects: Returns the projects the backend serves.
+        base_config: Training config fine-tuning starts from (``FINE_TUNE`` overrides applied).
+        trainer: ``run_training`` or the Modal equivalent.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        harvests: HarvestLog,
+        store: ArtefactStore,
+        queue: TrainingQueue,
+        client: LabelStudioClient,
+        images: ImageSource,
+        projects: Callable[[], list[int]],
+        base_config: TrainConfig | None = None,
+        trainer: Callable[..., Any] = run_training,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.harvests = harvests
+        self.store = store
+        self.queue = queue
+        self.client = client
+        self.images = images
+        self.projects = projects
+        self.base_config = base_config or TrainConfig(threads=settings.threads).replace(**FINE_TUNE)
+        self.trainer = trainer
+        self.lease = WorkerLease(harvests.engine, name="training", ttl=900)
+
+    def due(self) -> str | None:
+        """Why a cycle should run now, or None (the policy of the settings)."""
+        if self.settings.retrain_on_start_training and self.queue.requests("pending"):
+            return "START_TRAINING"
+        if self.settings.retrain_every > 0:
+            since = self.queue.last_started() or 0.0
+            new = [r for r in self.harvests.records(kind=LABEL) if (r.harvested_at or 0) > since]
+            if len(new) >= self.settings.retrain_every:
+                return f"{len(new)} new implicit labels"
+        return None
+
+    def run(self, reason: str) -> CycleResult:
+        """One cycle (exclusive: returns status ``busy`` while another runs)."""
+        if not self.lease.acquire():
+            return CycleResult(None, "busy", reason="another training runs")
+        stop = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(stop,), daemon=True).start()
+        run_id = self.queue.start_run(reason)
+        self.queue.take_requests(run_id)
+        try:
+            result = self._cycle(run_id)
+        except Exception as exc:  # a failed cycle is recorded; the worker carries on harvesting
+            log.exception("training run %d failed", run_id)
+            self.queue.finish_run(run_id, "failed", str(exc)[:255])
+            return CycleResult(run_id, "failed", reason=f"{type(exc).__name__}: {exc}")
+        finally:
+            stop.set()
+            self.lease.release()
+        version = f"{self.settings.model_name}-v{result.model_version}" if result.model_version else None
+        self.queue.finish_run(run_id, result.status, version)
+        log.info("training run %d: %s (%s)", run_id, result.status, result.reason)
+        return result
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(60):
+            self.lease.acquire()
+
+    def _cycle(self, run_id: int) -> CycleResult:
+        train, extra = self.gather()
+        if not train:
+            return CycleResult(run_id, "no-labels", held_out=len(extra), reason="no implicit labels to train on")
+        config = self.base_config
+        samples, _, fingerprint = validation_set(
+            self.catalogue, config.val_seed, config.val_sections, config.val_size, extra
+        )
+        registry = ModelRegistry.from_settings(self.settings)
+        champion = self._champion(registry, samples, fingerprint)
+        champion_path = registry.download_model(champion)
+        champion_miou = float(registry.version(champion).tags["scraiber.val_miou"])
+        arch = load_fcn(champion_path).config.arch
+        config = config.replace(
+            arch=arch,
+            init_from=str(champion_path),
+            checkpoint_dir=str(self.settings.data_dir / "checkpoints" / f"retrain-{run_id}"),
+        )
+        result = self.trainer(config, self.settings, catalogue=self.catalogue, harvested=train,
+                              validation_extra=extra, register=True, progress=False)  # fmt: skip
+        status = "promoted" if result.promoted else "not-promoted"
+        posted = self.repredict(result.model_version, Path(result.model_path)) if result.promoted else 0
+        return CycleResult(run_id, status, len(train), len(extra), result.model_version, result.val_miou,
+                           champion_miou, result.promotion_reason or "", posted)  # fmt: skip
+
+    def gather(self) -> tuple[list[HarvestedSample], list[ValidationSample]]:
+        """Current implicit labels with their images: (training samples, held-out validation samples)."""
+        train: list[HarvestedSample] = []
+        extra: list[ValidationSample] = []
+        for record in self.harvests.records(kind=LABEL):
+            arrays = self.store.get_arrays(record.label_key)
+            provenance = self.store.get_json(record.label_key.removesuffix(".npz") + ".json")
+            image = self.images.fetch(provenance["image"]).pixels
+            label, confidence = arrays["label"], arrays["confidence"].astype(np.float32)
+            if image.shape != label.shape:
+                log.warning("annotation %s: image %s and label %s differ; skipped", record.annotation_id,
+                            image.shape, label.shape)  # fmt: skip
+                continue
+            if held_out(record.task_id):
+                extra.append(ValidationSample(f"expert-{record.annotation_id}-{record.updated_at}", image, label))
+            else:
+                train.append(HarvestedSample(image, label, confidence))
+        return train, extra
+
+    def _champion(self, registry: ModelRegistry, samples: list[ValidationSample], fingerprint: str) -> int:
+        """The champion's version, evaluated on this validation set (the shipped model registered first if none)."""
+        champion = registry.champion()
+        if champion is None:
+            version = self._register_shipped(registry)
+        else:
+            version = champion.version
+            if champion.tags.get("scraiber.validation_set") == fingerprint:
+                return version
+        path = registry.download_model(version)
+        loaded = load_fcn(path)
+        iou = evaluate(loaded.network(), loaded.config, samples, torch.device("cpu"))
+        registry.record_validation(version, mean_iou(iou), fingerprint)
+        if champion is None:
+            registry.promote_if_not_worse(version, mean_iou(iou), fingerprint)
+        return version
+
+    def _register_shipped(self, registry: ModelRegistry) -> int:
+        path = shipped_model_path(self.catalogue)
+        if path is None:
+            raise ValueError("no champion and no shipped model for these classes: train one with `scraiber train`")
+        loaded = load_fcn(path)
+        with start_run(self.settings, run_name="shipped-baseline", tags={"scraiber.kind": "shipped"}) as run:
+            run.log_model(loaded.state_dict, loaded.config.to_dict())
+            run_id = run.run_id
+        return registry.register(run_id)
+
+    def repredict(self, version: int, model_path: Path) -> int:
+        """Predict the open tasks of every served project with the new model; post them. Returns the count."""
+        from active_learning.strategies import create_scorer
+        from active_learning.strategies.serving import scored_predictions
+
+        segmenter = FCNSegmenter(self.catalogue, model_path, threads=self.settings.threads)
+        segmenter.version = f"{self.settings.model_name}-v{version}"
+        current, score = scored_predictions(lambda: segmenter, create_scorer(self.settings.query_strategy))
+        predictor = Predictor(self.catalogue, current, self.images, score=score)
+        posted = 0
+        for project_id in self.projects():
+            config = self.client.get_project(project_id)["label_config"]
+            open_tasks = [t for t in self.client.list_tasks(project_id) if not t.get("total_annotations")]
+            for task, prediction in zip(open_tasks, predictor.predict(open_tasks, config)):
+                if "result" in prediction:
+                    self.client.create_prediction(task["id"], prediction["result"], prediction["score"],
+                                                  prediction["model_version"])  # fmt: skip
+                    posted += 1
+        return posted
+
+
+class RetrainScheduler:
+    """Checks the policy every ``interval`` seconds and runs due cycles, until stopped."""
+
+    def __init__(self, cycle: RetrainCycle, interval: float = 15.0) -> None:
+        self.cycle = cycle
+        self.interval = interval
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop in the calling thread until ``stop`` is set."""
+        while not stop.wait(self.interval):
+            try:
+                reason = self.cycle.due()
+                if reason:
+                    self.cycle.run(reason)
+            except Exception:  # keep the scheduler alive; the failure is in the log and the runs table
+                log.exception("retraining check failed")
+
+
+def modal_trainer(
+    config: TrainConfig,
+    settings: Settings,
+    *,
+    harvested: list[HarvestedSample],
+    validation_extra: list[ValidationSample],
+    store: ArtefactStore,
+    **_: Any,
+) -> Any:
+    """``run_training`` on a Modal GPU: the samples and the initial model travel through the S3 store."""
+    from active_learning.modal_app import run_training_on_modal
+
+    prefix = f"retrain/{time.strftime('%Y%m%d-%H%M%S')}"
+    train_keys = []
+    for i, sample in enumerate(harvested):
+        train_keys.append(f"{prefix}/train-{i:05d}.npz")
+        store.put_arrays(train_keys[-1], {"image": sample.image, "label": sample.label, "weight": sample.weight})
+    val_keys = []
+    for i, sample in enumerate(validation_extra):
+        val_keys.append(f"{prefix}/val-{i:05d}.npz")
+        store.put_arrays(val_keys[-1], {"image": sample.image, "label": sample.label})
+    init_key = None
+    if config.init_from:
+        init_key = f"{prefix}/init"
+        for name in ("weights.safetensors", "config.json"):
+            store.put_file(f"{init_key}/{name}", Path(config.init_from) / name)
+    return run_training_on_modal(
+        config.replace(init_from=None, checkpoint_dir=None), settings,
+        harvested=train_keys, validation=val_keys, init_key=init_key,
+    )  # fmt: skip
+
+
+def build_cycle(settings: Settings, worker: Any) -> RetrainCycle:
+    """The retraining cycle of a harvest worker (:func:`active_learning.worker.build_worker`)."""
+    from active_learning.serve import image_source
+
+    base = TrainConfig.from_file(settings.retrain_config) if settings.retrain_config else None
+    harvester = worker.harvester
+    trainer: Callable[..., Any] = run_training
+    if settings.train_on == "modal":
+        trainer = functools.partial(modal_trainer, store=harvester.store)
+    client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), 120)
+    return RetrainCycle(
+        settings, harvester.catalogue, harvester.harvests, harvester.store, worker.training, client,
+        image_source(settings), worker.reconciler.served_projects, base, trainer,
+    )  # fmt: skip
