@@ -106,6 +106,7 @@ class RetrainCycle:
         projects: Returns the projects the backend serves.
         base_config: Training config fine-tuning starts from (``FINE_TUNE`` overrides applied).
         trainer: ``run_training`` or the Modal equivalent.
+        holdout: Keep held-out tasks for validation (:func:`held_out`); False trains on all.
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class RetrainCycle:
         projects: Callable[[], list[int]],
         base_config: TrainConfig | None = None,
         trainer: Callable[..., Any] = run_training,
+        holdout: bool = True,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
@@ -131,6 +133,7 @@ class RetrainCycle:
         self.projects = projects
         self.base_config = base_config or TrainConfig(threads=settings.threads).replace(**FINE_TUNE)
         self.trainer = trainer
+        self.holdout = holdout
         self.lease = WorkerLease(harvests.engine, name="training", ttl=900)
 
     def due(self) -> str | None:
@@ -208,7 +211,7 @@ class RetrainCycle:
                 log.warning("annotation %s: image %s and label %s differ; skipped", record.annotation_id,
                             image.shape, label.shape)  # fmt: skip
                 continue
-            if held_out(record.task_id):
+            if self.holdout and held_out(record.task_id):
                 extra.append(ValidationSample(f"expert-{record.annotation_id}-{record.updated_at}", image, label))
             else:
                 train.append(HarvestedSample(image, label, confidence))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,17 +10,14 @@ import requests
 from label_studio_sdk.converter.brush import decode_rle
 from PIL import Image
 
-from active_learning.event_log import EventLog
-from active_learning.harvest_log import HarvestLog
 from active_learning.reconcile import authorise_webhooks
-from active_learning.stack import backend_process
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.brush import rle_to_mask
 from ml_backend.image_source import ImageSource, ImageSourceError
-from ml_backend.label_studio import LabelStudioClient, LabelStudioError
-from ml_backend.processes import free_port
+from ml_backend.label_studio import LabelStudioClient
 from ml_backend.synthetic import generate_section
+from tests.fixtures.backend import running_backend
 from tests.fixtures.browser import login_label_studio, screenshot
 
 pytestmark = pytest.mark.slow
@@ -36,19 +31,8 @@ IOU_FLOOR = {"Epoxy": 0.55, "Groundmass": 0.55}
 @pytest.fixture(scope="module")
 def backend(label_studio, tmp_path_factory):
     """The real backend (gunicorn) with basic auth, pointed at the test Label Studio."""
-    data_dir = tmp_path_factory.mktemp("backend")
-    auth = ("scraiber", secrets.token_urlsafe(12))
-    port = free_port()
-    env = {
-        "SCRAIBER_DATA_DIR": str(data_dir),
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.api_key,
-        "SCRAIBER_BASIC_AUTH_USER": auth[0],
-        "SCRAIBER_BASIC_AUTH_PASS": auth[1],
-        "SCRAIBER_WEB_WORKERS": "1",
-    }
-    with backend_process(env, port, data_dir / "backend.log", [label_studio.api_key, auth[1]]) as process:
-        yield {"url": f"http://127.0.0.1:{port}", "auth": auth, "process": process, "data_dir": data_dir}
+    with running_backend(label_studio, tmp_path_factory.mktemp("backend")) as backend:
+        yield backend
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +60,9 @@ def project(slow_client, backend, fields):
     client = slow_client
     project = client.create_project("Backend predictions", (CONFIG_DIR / "minerals.xml").read_text())
     task_ids = client.upload_files(project["id"], [path for path, _ in fields])
-    client.connect_ml_backend(project["id"], backend["url"], "scrAiber", basic_auth=backend["auth"])
+    client.connect_ml_backend(project["id"], backend.url, "scrAiber", basic_auth=backend.auth)
     answer = client.retrieve_predictions(project["id"])
     return {"id": project["id"], "task_ids": task_ids, "answer": answer}
-
-
-def _status(backend) -> dict:
-    return requests.get(f"{backend['url']}/status", auth=backend["auth"], timeout=10).json()
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,7 +72,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_predictions_arrive_through_retrieve_tasks_predictions(label_studio, backend, project, fields):
     catalogue = load_catalogue()
-    version = _status(backend)["model_version"]
+    version = backend.status()["model_version"]
     ious: dict[str, list[float]] = {}
     for task_id, (_, truth) in zip(project["task_ids"], fields):
         predictions = label_studio.client.task_predictions(task_id)
@@ -130,9 +110,9 @@ def test_bad_tasks_fail_alone(slow_client, backend, project):
     )
     tasks = [client.get_task(t) for t in (project["task_ids"][0], *bad)]
     answer = requests.post(
-        f"{backend['url']}/predict",
+        f"{backend.url}/predict",
         json={"tasks": tasks, "label_config": (CONFIG_DIR / "minerals.xml").read_text()},
-        auth=backend["auth"],
+        auth=backend.auth,
         timeout=300,
     ).json()
     good, ssrf, missing = answer["results"]
@@ -160,19 +140,19 @@ def test_upload_path_with_legacy_token_and_personal_access_token(label_studio, p
 
 def test_webhooks_reach_the_authenticated_backend(label_studio, backend, project):
     client = label_studio.client
-    assert authorise_webhooks(client, project["id"], backend["auth"]) == 1
-    assert authorise_webhooks(client, project["id"], backend["auth"]) == 0  # already done
-    before = _status(backend)["events_received"]
+    assert authorise_webhooks(client, project["id"], backend.auth) == 1
+    assert authorise_webhooks(client, project["id"], backend.auth) == 0  # already done
+    before = backend.status()["events_received"]
     client.create_annotation(project["task_ids"][1], [], lead_time=3.0)
     deadline = time.monotonic() + 30
-    while _status(backend)["events_received"] == before and time.monotonic() < deadline:
+    while backend.status()["events_received"] == before and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _status(backend)["events_received"] > before
+    assert backend.status()["events_received"] > before
 
 
 def test_backend_requires_basic_auth(backend):
-    assert requests.get(f"{backend['url']}/status", timeout=10).status_code == 401
-    assert requests.get(f"{backend['url']}/health", timeout=10).status_code == 200
+    assert requests.get(f"{backend.url}/status", timeout=10).status_code == 401
+    assert requests.get(f"{backend.url}/health", timeout=10).status_code == 200
 
 
 def test_labelling_page_lists_the_pre_annotated_regions(label_studio, project, chromium_page):
@@ -197,8 +177,8 @@ def test_crystal_review_pre_annotations_and_corrections(slow_client, backend, fi
     project = client.create_project("Crystal review", (CONFIG_DIR / "crystals.xml").read_text())
     (task_id,) = client.upload_files(project["id"], [fields[0][0]])
     client.update_task(task_id, {**client.get_task(task_id)["data"], "pixel_size_um": 2.0})
-    client.connect_ml_backend(project["id"], backend["url"], "scrAiber", basic_auth=backend["auth"])
-    authorise_webhooks(client, project["id"], backend["auth"])
+    client.connect_ml_backend(project["id"], backend.url, "scrAiber", basic_auth=backend.auth)
+    authorise_webhooks(client, project["id"], backend.auth)
     client.retrieve_predictions(project["id"])
     (prediction,) = client.task_predictions(task_id)
     polygons = [r for r in prediction["result"] if r["type"] == "polygonlabels"]
@@ -220,7 +200,7 @@ def test_crystal_review_pre_annotations_and_corrections(slow_client, backend, fi
         result.append(region)
     annotation = client.create_annotation(task_id, result, lead_time=40.0, parent_prediction=prediction["id"])
 
-    harvests = HarvestLog(EventLog.from_url(f"sqlite:///{backend['data_dir'] / 'events.sqlite'}").engine)
+    harvests = backend.harvests()
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not harvests.records(project=project["id"]):
         time.sleep(1)

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from label_config.catalogue import IGNORE_INDEX, load_catalogue
-from ml_backend.fcn.architectures import architecture_names
 from ml_backend.fcn.model_config import FCNConfig
 from ml_backend.fcn.model_files import load_fcn, shipped_model_path
 from ml_backend.fcn.runtime import RUNTIMES

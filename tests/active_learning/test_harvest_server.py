@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import os
 import queue
-import secrets
 import signal
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +19,16 @@ import pytest
 import requests
 from PIL import Image
 
-from active_learning.event_log import EventLog
 from active_learning.harvest import label_keys
-from active_learning.harvest_log import LABEL, SKIP, HarvestLog
+from active_learning.harvest_log import LABEL, SKIP
 from active_learning.pseudonyms import load_or_create_key, pseudonym
 from active_learning.reconcile import authorise_webhooks
-from active_learning.stack import backend_process
-from active_learning.store import LocalArtefactStore
 from active_learning.training_queue import TrainingQueue
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.brush import mask_to_rle, rle_to_mask
-from ml_backend.processes import ManagedProcess, free_port
 from ml_backend.synthetic import generate_section
+from tests.fixtures.backend import Backend, running_backend
 
 pytestmark = pytest.mark.slow
 MINERALS_XML = (CONFIG_DIR / "minerals.xml").read_text()
@@ -42,60 +36,12 @@ CATALOGUE = load_catalogue()
 SIZE = 96
 
 
-@dataclass
-class Backend:
-    url: str
-    auth: tuple[str, str]
-    process: ManagedProcess
-    data_dir: Path
-
-    def status(self) -> dict:
-        return requests.get(f"{self.url}/status", auth=self.auth, timeout=10).json()
-
-    def events(self) -> EventLog:
-        return EventLog.from_url(f"sqlite:///{self.data_dir / 'events.sqlite'}")
-
-    def harvests(self) -> HarvestLog:
-        return HarvestLog(self.events().engine)
-
-    def store(self) -> LocalArtefactStore:
-        return LocalArtefactStore(self.data_dir / "artefacts")
-
-    def restart(self) -> None:
-        self.process.stop()
-        self.process.start()
-
-
 @pytest.fixture(scope="module")
 def backend(label_studio, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("harvest-backend")
-    auth = ("scraiber", secrets.token_urlsafe(12))
-    port = free_port()
-    env = {
-        "SCRAIBER_DATA_DIR": str(data_dir),
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.api_key,
-        "SCRAIBER_BASIC_AUTH_USER": auth[0],
-        "SCRAIBER_BASIC_AUTH_PASS": auth[1],
-        "SCRAIBER_WEB_WORKERS": "2",
-        "SCRAIBER_RECONCILE_SECONDS": "3600",  # only the round at each start
-    }
-    process = backend_process(env, port, data_dir / "backend.log", [label_studio.api_key, auth[1]])
-    process.start()
-    try:
-        yield Backend(f"http://127.0.0.1:{port}", auth, process, data_dir)
-    finally:
-        process.stop()
-
-
-def _wait(condition, timeout: float, what: str, backend: Backend):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.process.log_tail(60)}")
+    # only the reconciliation round at each start
+    with running_backend(label_studio, data_dir, SCRAIBER_WEB_WORKERS="2", SCRAIBER_RECONCILE_SECONDS="3600") as backend:
+        yield backend
 
 
 def _project(label_studio, backend: Backend, title: str, seeds: list[int], folder: Path, authorize_webhook: bool):
@@ -186,7 +132,7 @@ def test_webhook_to_implicit_label_update_and_delete(label_studio, backend, tmp_
     final, wrong, right = _correct(predicted, truth)
     annotation = client.create_annotation(task_id, _result(final), lead_time=42.0, parent_prediction=prediction["id"])
     harvests = backend.harvests()
-    record = _wait(lambda: harvests.current(annotation["id"]), 90, "the implicit label", backend)
+    record = backend.wait(lambda: harvests.current(annotation["id"]), 90, "the implicit label")
 
     assert _annotation_events(backend, annotation["id"]) == ["ANNOTATION_CREATED"]  # it came by webhook
     assert (record.kind, record.project_id, record.task_id) == (LABEL, project_id, task_id)
@@ -222,18 +168,17 @@ def test_webhook_to_implicit_label_update_and_delete(label_studio, backend, tmp_
         timeout=30,
     )
     answer.raise_for_status()
-    newer = _wait(
+    newer = backend.wait(
         lambda: (r := harvests.current(annotation["id"])) and r.updated_at != record.updated_at and r,
         90,
         "the updated label",
-        backend,
     )
     np.testing.assert_array_equal(backend.store().get_arrays(newer.label_key)["label"], final)
     assert [r.active for r in harvests.records(project=project_id, include_superseded=True)] == [False, True]
 
     # the annotation is deleted: the label is retracted, the records stay
     client.delete_annotation(annotation["id"])
-    _wait(lambda: not harvests.records(project=project_id), 90, "retraction", backend)
+    backend.wait(lambda: not harvests.records(project=project_id), 90, "retraction")
     assert [r.retracted_at is not None for r in harvests.records(project=project_id, include_retracted=True)] == [True]
     assert not backend.store().exists(newer.label_key)
     assert _annotation_events(backend, annotation["id"]) == [
@@ -252,7 +197,7 @@ def test_annotations_made_while_the_backend_is_down_are_harvested_once(label_stu
     harvests = backend.harvests()
     early_final, _, _ = _correct(_decode(predictions[2]), truths[2])
     early = client.create_annotation(task_ids[2], _result(early_final), lead_time=20.0)
-    _wait(lambda: harvests.current(early["id"]), 90, "the label made while up", backend)
+    backend.wait(lambda: harvests.current(early["id"]), 90, "the label made while up")
 
     backend.process.stop()
     final, _, _ = _correct(_decode(predictions[0]), truths[0])
@@ -263,7 +208,7 @@ def test_annotations_made_while_the_backend_is_down_are_harvested_once(label_stu
     client.delete_annotation(early["id"])
     backend.process.start()
 
-    _wait(lambda: "reconciled" in backend.process.log_tail(400), 180, "reconciliation after the restart", backend)
+    backend.wait(lambda: "reconciled" in backend.process.log_tail(400), 180, "reconciliation after the restart")
     assert harvests.current(labelled["id"]) and harvests.current(skipped["id"])
     assert harvests.current(early["id"]).retracted_at is not None
     for missed in (labelled, skipped):
@@ -278,7 +223,7 @@ def test_annotations_made_while_the_backend_is_down_are_harvested_once(label_stu
     assert harvests.current(skipped["id"]).was_cancelled is True
 
     backend.restart()  # another full reconciliation: nothing is harvested twice
-    _wait(lambda: "reconciled" in backend.process.log_tail(400), 180, "reconciliation after the restart", backend)
+    backend.wait(lambda: "reconciled" in backend.process.log_tail(400), 180, "reconciliation after the restart")
     again = harvests.records(project=project_id, include_superseded=True, include_retracted=True)
     assert [(r.id, r.annotation_id, r.retracted_at is None) for r in again] == [
         (r.id, r.annotation_id, r.retracted_at is None) for r in history
@@ -345,12 +290,11 @@ def test_sigkill_in_a_burst_loses_nothing_and_duplicates_nothing(backend):
     resent = {i: _send(backend, _burst_payload(i)) for i in failed}
     assert all(o in ("stored", "duplicate") for o in resent.values()), resent
     events = backend.events()
-    _wait(
+    backend.wait(
         lambda: (s := backend.status())["queue_depth"] == 0
         and s["events_processed"] + s["events_failed"] == s["events_received"],
         180,
         "the worker to drain the log",
-        backend,
     )
     mine = [e for e in events.list_events() if "burst" in e.payload]
     stored_ids = sorted(e.payload["burst"] for e in mine)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 
 import numpy as np
 import pytest
@@ -10,15 +9,14 @@ import requests
 from PIL import Image
 from sqlalchemy import create_engine, text
 
-from active_learning.stack import backend_process
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.brush import rle_to_mask
 from ml_backend.fcn import FCNSegmenter, shipped_model_path
-from ml_backend.processes import free_port
 from ml_backend.segmenters import create_segmenter
 from ml_backend.synthetic import generate_section
 from ml_backend.uncertainty import margin_map
+from tests.fixtures.backend import running_backend
 
 pytestmark = pytest.mark.slow
 SIZE = 192
@@ -27,26 +25,15 @@ SIZE = 192
 @pytest.fixture(scope="module")
 def setup(label_studio, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("interactive-backend")
-    auth = ("scraiber", secrets.token_urlsafe(12))
-    port = free_port()
-    env = {
-        "SCRAIBER_DATA_DIR": str(data_dir),
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.api_key,
-        "SCRAIBER_BASIC_AUTH_USER": auth[0],
-        "SCRAIBER_BASIC_AUTH_PASS": auth[1],
-        "SCRAIBER_WEB_WORKERS": "1",
-        "SCRAIBER_QUERY_STRATEGY": "margin",
-    }
     section = generate_section(SIZE, seed=401)
     image = data_dir / "field-401.png"
     Image.fromarray(section.image).save(image)
-    with backend_process(env, port, data_dir / "backend.log", [label_studio.api_key, auth[1]]):
+    with running_backend(label_studio, data_dir, SCRAIBER_QUERY_STRATEGY="margin") as running:
         client = label_studio.client
         project = client.create_project("Interactive hints", (CONFIG_DIR / "minerals.xml").read_text())
         (task_id,) = client.upload_files(project["id"], [image])
         backend = client.connect_ml_backend(
-            project["id"], f"http://127.0.0.1:{port}", "scrAiber", is_interactive=True, basic_auth=auth
+            project["id"], running.url, "scrAiber", is_interactive=True, basic_auth=running.auth
         )
         yield {"project": project["id"], "task": task_id, "ml": backend["id"], "section": section, "data_dir": data_dir}
 

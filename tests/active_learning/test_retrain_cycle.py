@@ -6,23 +6,19 @@ new model version served -> new predictions with scores on the open tasks.
 
 from __future__ import annotations
 
-import secrets
-import time
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image
 
 from active_learning.reconcile import authorise_webhooks
 from active_learning.retrain import held_out
-from active_learning.stack import backend_process
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.brush import mask_to_rle
 from ml_backend.label_studio import LabelStudioClient
-from ml_backend.processes import free_port
 from ml_backend.synthetic import generate_section
+from tests.fixtures.backend import running_backend
 
 pytestmark = pytest.mark.slow
 SIZE = 192
@@ -46,38 +42,14 @@ amp = false
 """
 
 
-def _until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def backend(label_studio, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("cycle-backend")
     (data_dir / "tiny.toml").write_text(TINY)
-    auth = ("scraiber", secrets.token_urlsafe(12))
-    port = free_port()
-    env = {
-        "SCRAIBER_DATA_DIR": str(data_dir),
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.api_key,
-        "SCRAIBER_BASIC_AUTH_USER": auth[0],
-        "SCRAIBER_BASIC_AUTH_PASS": auth[1],
-        "SCRAIBER_WEB_WORKERS": "1",
-        "SCRAIBER_RETRAIN_CONFIG": str(data_dir / "tiny.toml"),
-        "SCRAIBER_MODEL_POLL_SECONDS": "1",
-    }
-    with backend_process(env, port, data_dir / "backend.log", [label_studio.api_key, auth[1]]) as process:
-        yield {"url": f"http://127.0.0.1:{port}", "auth": auth, "process": process}
-
-
-def _status(backend) -> dict:
-    return requests.get(f"{backend['url']}/status", auth=backend["auth"], timeout=30).json()
+    with running_backend(
+        label_studio, data_dir, SCRAIBER_RETRAIN_CONFIG=str(data_dir / "tiny.toml"), SCRAIBER_MODEL_POLL_SECONDS="1"
+    ) as backend:
+        yield backend
 
 
 def test_full_cycle(label_studio, backend, tmp_path):
@@ -90,10 +62,10 @@ def test_full_cycle(label_studio, backend, tmp_path):
         paths.append(tmp_path / f"field-{seed}.png")
         Image.fromarray(sections[-1].image).save(paths[-1])
     task_ids = client.upload_files(project["id"], paths)
-    client.connect_ml_backend(project["id"], backend["url"], "scrAiber", basic_auth=backend["auth"])
-    assert authorise_webhooks(client, project["id"], backend["auth"]) == 1
+    client.connect_ml_backend(project["id"], backend.url, "scrAiber", basic_auth=backend.auth)
+    assert authorise_webhooks(client, project["id"], backend.auth) == 1
     client.retrieve_predictions(project["id"])
-    first_version = _status(backend)["model_version"]
+    first_version = backend.status()["model_version"]
     assert first_version.startswith("fcn-")  # the shipped model: no champion yet
 
     # the expert corrects two tasks the cycle trains on, and every held-out one among the first four
@@ -111,20 +83,20 @@ def test_full_cycle(label_studio, backend, tmp_path):
             for c in np.unique(truth)
         ]  # fmt: skip
         client.create_annotation(task_id, regions, lead_time=60.0, parent_prediction=prediction["id"])
-    _until(lambda: _status(backend)["implicit_labels"] == len(annotated), 120, "the implicit labels")
+    backend.wait(lambda: backend.status()["implicit_labels"] == len(annotated), 120, "the implicit labels")
 
     (ml_backend,) = client.list_ml_backends(project["id"])
     client.train_ml_backend(ml_backend["id"])
-    _until(lambda: _status(backend)["training_runs"] >= 1, 60, "a training run to start")
+    backend.wait(lambda: backend.status()["training_runs"] >= 1, 60, "a training run to start")
     new_version = "scraiber-minerals-v2"  # v1: the shipped baseline registered by the cycle
-    _until(lambda: _status(backend)["model_version"] == new_version, 900, f"the backend to serve {new_version}")
+    backend.wait(lambda: backend.status()["model_version"] == new_version, 900, f"the backend to serve {new_version}")
 
     open_tasks = [t for t in task_ids if t not in annotated]
 
     def repredicted() -> bool:
         return all(new_version in {p["model_version"] for p in client.task_predictions(t)} for t in open_tasks)
 
-    _until(repredicted, 300, "the open tasks' predictions by the new model")
+    backend.wait(repredicted, 300, "the open tasks' predictions by the new model")
     for task_id in open_tasks:
         versions = {p["model_version"]: p for p in client.task_predictions(task_id)}
         assert set(versions) == {first_version, new_version}

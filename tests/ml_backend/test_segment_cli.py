@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
@@ -62,7 +61,8 @@ def test_bench_prints_speed_and_memory_per_size():
     assert "predict ms/MPix" in header and "peak RSS MiB" in header
     fields = row.split()
     assert fields[:3] == ["1024", "x", "1024"]
-    assert float(fields[7]) > 0 and float(fields[8]) > 0 and float(fields[-1]) > 0
+    # predict ms/MPix and CPU ms/MPix are positive; peak RSS too (its growth over the start can be 0)
+    assert float(fields[7]) > 0 and float(fields[8]) > 0 and float(fields[-2]) > 0 and float(fields[-1]) >= 0
 
 
 def test_bench_rejects_bad_sizes():
