@@ -52,7 +52,7 @@ def test_gpu_function_declaration():
     assert modal_app.app.name == "scraiber-train"
     raw = function._raw_f_
     assert raw.__name__ == "train_remote"
-    assert list(inspect.signature(raw).parameters) == ["config", "harvested"]
+    assert list(inspect.signature(raw).parameters) == ["config", "harvested", "validation", "init_key"]
     assert "run_training(" in inspect.getsource(raw)  # the local entry point, not a copy
     assert function.with_options(gpu="A10G").info().gpus == [("A10G", 1)]
 
