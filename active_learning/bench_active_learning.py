@@ -201,7 +201,7 @@ def bench_active_learning(pool: int, n_test: int, size: int, rounds: int, per_ro
             points += _arm(name, label_studio, work, paths, catalogue, test, args, click.echo)
     rows = [p.__dict__ | {"n_labelled_tiles": p.labelled, "mIoU": p.miou, "strategy": ARMS[p.arm][0],
                           "label_kind": "implicit" if ARMS[p.arm][1] == "correct" else "explicit"} for p in points]  # fmt: skip
-    (out / "learning_curve.json").write_text(json.dumps({"full_data_miou": full, "points": rows}, indent=2))
+    (out / "learning_curve.json").write_text(json.dumps({"full_data_miou": full, "rows": rows}, indent=2))
     header = "arm,round,n_labelled_tiles,fraction,mIoU,strategy,label_kind,model_version,promoted"
     (out / "learning_curve.csv").write_text(
         header + "\n" + "\n".join(",".join(str(r[k]) for k in header.split(",")) for r in rows) + "\n"

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.s3",
     "tests.fixtures.mlflow_server",
+    "tests.fixtures.postgres",
 ]

@@ -2,15 +2,29 @@
 
 import threading
 import time
+import uuid
 
 import pytest
+import sqlalchemy
 
 from active_learning.event_log import EventLog, delivery_key
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request, tmp_path) -> str:
+    """A fresh event-log database: SQLite (the default) or a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.sqlite'}"
+    server = request.getfixturevalue("postgres_url")
+    name = f"events_{uuid.uuid4().hex[:12]}"
+    with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture
-def log(tmp_path) -> EventLog:
-    return EventLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
+def log(database_url) -> EventLog:
+    return EventLog.from_url(database_url)
 
 
 def _annotation(i: int, action: str = "ANNOTATION_CREATED") -> dict:
@@ -59,8 +73,7 @@ def test_event_of_a_dead_worker_is_claimed_again(log):
     assert again.id == first.id and again.attempts == 2
 
 
-def test_failures_retry_then_park(tmp_path):
-    log = EventLog.from_url(f"sqlite:///{tmp_path / 'e.sqlite'}")
+def test_failures_retry_then_park(log):
     log.max_attempts = 2
     log.record(_annotation(1))
     log.fail(log.claim(), "Label Studio unreachable")
@@ -70,8 +83,8 @@ def test_failures_retry_then_park(tmp_path):
     assert log.claim() is None
 
 
-def test_concurrent_workers_never_share_an_event(tmp_path):
-    url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+def test_concurrent_workers_never_share_an_event(database_url):
+    url = database_url
     writer = EventLog.from_url(url)
     for i in range(60):
         writer.record(_annotation(i))
@@ -93,8 +106,8 @@ def test_concurrent_workers_never_share_an_event(tmp_path):
     assert sorted(taken) == list(range(1, 61))
 
 
-def test_survives_reopening(tmp_path):
-    url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+def test_survives_reopening(database_url):
+    url = database_url
     EventLog.from_url(url).record(_annotation(5))
     reopened = EventLog.from_url(url)
     assert [e.payload["annotation"]["id"] for e in reopened.list_events()] == [5]
