@@ -72,6 +72,7 @@ class Point:
     miou: float
     model_version: str
     promoted: bool
+    candidate_miou: float | None = None
 
 
 def _test_miou(model: Path | None, catalogue, test) -> float:
@@ -82,10 +83,10 @@ def _test_miou(model: Path | None, catalogue, test) -> float:
     return mean_iou(class_iou(confusion, catalogue.names))
 
 
-def _config(steps: int, threads: int) -> TrainConfig:
+def _config(steps: int, threads: int, lr: float) -> TrainConfig:
     return TrainConfig(
         arch="unet-mobilenet_v2", steps=steps, val_every=steps, batch_size=4, patch=192, section_size=256,
-        patches_per_section=2, val_sections=1, val_size=256, lr=5e-4, warmup_steps=5, patience=0,
+        patches_per_section=2, val_sections=1, val_size=256, lr=lr, warmup_steps=5, patience=0,
         harvest_ratio=0.75, threads=threads,
     )  # fmt: skip
 
@@ -110,7 +111,7 @@ def _arm(name, label_studio, pool_dir, pool_paths, catalogue, test, args, echo) 
         cycle = RetrainCycle(
             settings, catalogue, harvests, open_store(settings.resolved_artefact_uri, settings, create_bucket=True),
             TrainingQueue(engine), client, image_source(settings), lambda: [project["id"]],
-            _config(args["steps"], args["threads"]),
+            _config(args["steps"], args["threads"], args["lr"]),
         )  # fmt: skip
         expert = SimulatedExpert(client, project["id"], TruthLookup(pool_dir), ExpertConfig(mode=mode, seed=args["seed"]))
         rng = random.Random(args["seed"])
@@ -133,17 +134,22 @@ def _arm(name, label_studio, pool_dir, pool_paths, catalogue, test, args, echo) 
             while harvests.count_labels() < labelled and time.monotonic() < deadline:
                 time.sleep(1)
             result = cycle.run(f"bench round {round_}")
-            if result.status == "promoted":
-                model = ModelRegistry.from_settings(settings).download_model(result.model_version)
+            candidate = None
+            if result.model_version is not None:
+                trained = ModelRegistry.from_settings(settings).download_model(result.model_version)
+                candidate = _test_miou(trained, catalogue, test)
+                if result.status == "promoted":
+                    model = trained
             points.append(Point(name, round_, labelled, labelled / len(pool_paths), _test_miou(model, catalogue, test),
-                                f"v{result.model_version}", result.status == "promoted"))  # fmt: skip
-            echo(f"{name:22} round {round_}: {labelled} tiles, mIoU {points[-1].miou:.3f} ({result.status})")
+                                f"v{result.model_version}", result.status == "promoted", candidate))  # fmt: skip
+            echo(f"{name:22} round {round_}: {labelled} tiles, served mIoU {points[-1].miou:.3f} ({result.status}), "
+                 f"candidate {candidate if candidate is None else round(candidate, 3)}")  # fmt: skip
     return points
 
 
 def _full_data(pool, catalogue, test, args) -> float:
     samples = [HarvestedSample(s.image, s.classes, np.ones(s.classes.shape, np.float32)) for s in pool]
-    config = _config(args["steps"] * args["rounds"], args["threads"]).replace(
+    config = _config(args["steps"] * args["rounds"], args["threads"], args["lr"]).replace(
         init_from=str(shipped_model_path(catalogue)),
         checkpoint_dir=tempfile.mkdtemp(prefix="scraiber-al-full-"),
     )
@@ -164,12 +170,13 @@ def _tiles_for(points: list[Point], target: float) -> int | None:
 @click.option("--per-round", default=3, show_default=True, help="Tiles corrected per round.")
 @click.option("--steps", default=40, show_default=True, help="Fine-tuning steps per round.")
 @click.option("--arms", default=",".join(ARMS), show_default=True)
+@click.option("--lr", default=1e-4, show_default=True, help="Fine-tuning learning rate.")
 @click.option("--threads", default=0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out/active-learning"),
               show_default=True)  # fmt: skip
 def bench_active_learning(pool: int, n_test: int, size: int, rounds: int, per_round: int, steps: int, arms: str,
-                          threads: int, seed: int, out: Path) -> None:  # fmt: skip
+                          lr: float, threads: int, seed: int, out: Path) -> None:  # fmt: skip
     """Learning curves: uncertainty vs random selection, implicit vs explicit labels (real Label Studio)."""
     import matplotlib
 
@@ -181,7 +188,7 @@ def bench_active_learning(pool: int, n_test: int, size: int, rounds: int, per_ro
     if unknown:
         raise ValueError(f"unknown arms {unknown}; valid arms: {', '.join(ARMS)}")
     catalogue = load_catalogue()
-    args = {"rounds": rounds, "per_round": per_round, "steps": steps, "threads": threads, "seed": seed}
+    args = {"rounds": rounds, "per_round": per_round, "steps": steps, "lr": lr, "threads": threads, "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="scraiber-al-"))
     pool_sections = [generate_section(size, seed=seed * 1000 + i, config=SHIFTED) for i in range(pool)]
@@ -202,13 +209,15 @@ def bench_active_learning(pool: int, n_test: int, size: int, rounds: int, per_ro
     rows = [p.__dict__ | {"n_labelled_tiles": p.labelled, "mIoU": p.miou, "strategy": ARMS[p.arm][0],
                           "label_kind": "implicit" if ARMS[p.arm][1] == "correct" else "explicit"} for p in points]  # fmt: skip
     (out / "learning_curve.json").write_text(json.dumps({"full_data_miou": full, "rows": rows}, indent=2))
-    header = "arm,round,n_labelled_tiles,fraction,mIoU,strategy,label_kind,model_version,promoted"
+    header = "arm,round,n_labelled_tiles,fraction,mIoU,candidate_miou,strategy,label_kind,model_version,promoted"
     (out / "learning_curve.csv").write_text(
         header + "\n" + "\n".join(",".join(str(r[k]) for k in header.split(",")) for r in rows) + "\n"
     )
-    click.echo("\narm                    tiles  fraction  mIoU   of full")
+    click.echo("\narm                    tiles  fraction  served mIoU  of full  candidate mIoU  promoted")
     for p in points:
-        click.echo(f"{p.arm:22} {p.labelled:5d}  {p.fraction:8.2f}  {p.miou:.3f}  {p.miou / full:6.1%}")
+        candidate = "" if p.candidate_miou is None else f"{p.candidate_miou:.3f}"
+        click.echo(f"{p.arm:22} {p.labelled:5d}  {p.fraction:8.2f}  {p.miou:11.3f}  {p.miou / full:7.1%}  "
+                   f"{candidate:>14}  {p.promoted}")  # fmt: skip
     for name in names:
         mine = [p for p in points if p.arm == name]
         need = _tiles_for(mine, 0.95 * full)
@@ -217,7 +226,10 @@ def bench_active_learning(pool: int, n_test: int, size: int, rounds: int, per_ro
     figure, axis = plt.subplots(figsize=(6, 4))
     for name in names:
         mine = [p for p in points if p.arm == name]
-        axis.plot([p.labelled for p in mine], [p.miou for p in mine], marker="o", label=name)
+        line = axis.plot([p.labelled for p in mine], [p.miou for p in mine], marker="o", label=f"{name} (served)")
+        trained = [p for p in mine if p.candidate_miou is not None]
+        axis.plot([p.labelled for p in trained], [p.candidate_miou for p in trained], marker="x", linestyle=":",
+                  color=line[0].get_color(), label=f"{name} (candidate)")  # fmt: skip
     axis.axhline(full, color="k", linestyle="--", label="full data")
     axis.axhline(0.95 * full, color="grey", linestyle=":", label="95 % of full data")
     axis.set_xlabel("tiles corrected / labelled")

@@ -59,7 +59,8 @@ from ml_backend.settings import Settings
 
 log = logging.getLogger(__name__)
 HELD_OUT_SHARE = 5  # one task in five (by id hash) is kept for validation
-FINE_TUNE = {"steps": 300, "val_every": 100, "lr": 5e-4, "warmup_steps": 20, "harvest_ratio": 0.5, "patience": 0}
+FINE_TUNE = {"steps": 300, "val_every": 100, "lr": 1e-4, "warmup_steps": 20, "harvest_ratio": 0.5, "patience": 0,
+             "freeze_norm": True}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class RetrainCycle:
         arch = load_fcn(champion_path).config.arch
         config = config.replace(
             arch=arch,
+            freeze_norm=True,
             init_from=str(champion_path),
             checkpoint_dir=str(self.settings.data_dir / "checkpoints" / f"retrain-{run_id}"),
         )

@@ -123,8 +123,8 @@ class ImageSource:
             raise ImageSourceError(f"cannot fetch {url!r}: S3 is not configured (AWS_* variables)")
         from botocore.exceptions import BotoCoreError, ClientError
 
-        self._s3 = self._s3 or self.s3_client()
         try:
+            self._s3 = self._s3 or self.s3_client()
             obj = self._s3.get_object(Bucket=bucket, Key=key)
             if obj["ContentLength"] > self.max_bytes:
                 obj["Body"].close()

@@ -73,6 +73,7 @@ class TrainConfig:
         tile, overlap, percentiles: Inference settings saved in the model's config.
         init_from: Fine-tune: start from these weights (model folder or ``.safetensors``) instead
             of a random initialisation; their architecture must be ``arch``.
+        freeze_norm: Keep batch-norm statistics fixed (fine-tuning on few tiles in small batches).
     """
 
     arch: str = "unet-resnet18"
@@ -111,6 +112,7 @@ class TrainConfig:
     overlap: int = 64
     percentiles: tuple[float, float] = (0.5, 99.5)
     init_from: str | None = None
+    freeze_norm: bool = False
 
     def __post_init__(self) -> None:
         get_architecture(self.arch)

@@ -216,7 +216,8 @@ def run_training(
         config.arch, catalogue.names, percentiles=config.percentiles, tile=config.tile, overlap=config.overlap
     )
     torch.manual_seed(config.seed)
-    network = model_config.build().to(device=device, memory_format=torch.channels_last).train()
+    network = model_config.build().to(device=device, memory_format=torch.channels_last)
+    _train_mode(network, config.freeze_norm)
 
     if config.init_from:
         _load_initial_weights(network, model_config, config.init_from)
@@ -273,7 +274,7 @@ def run_training(
             if state.step % config.val_every and state.step != config.steps:
                 continue
             iou = evaluate(network, model_config, val_samples, device)
-            network.train()
+            _train_mode(network, config.freeze_norm)
             miou = mean_iou(iou)
             record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval))}
             state.validations.append(record)
@@ -314,6 +315,19 @@ def run_training(
         )  # fmt: skip
         tracking.finish(result, best_state)
     return result
+
+
+def _train_mode(network: torch.nn.Module, freeze_norm: bool) -> None:
+    """Training mode; with ``freeze_norm`` the batch-norm layers keep their running statistics.
+
+    Fine-tuning on a few harvested tiles in small batches would otherwise overwrite the
+    statistics learnt on many sections (and change the model even at learning rate 0).
+    """
+    network.train()
+    if freeze_norm:
+        for module in network.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 def _load_initial_weights(network: torch.nn.Module, model_config: FCNConfig, path: str) -> None:

@@ -22,9 +22,10 @@ from tests.fixtures.backend import running_backend
 
 pytestmark = pytest.mark.slow
 SIZE = 192
-# lr = 0 keeps the fine-tuned weights equal to the champion's, so the candidate's validation
-# mIoU equals the champion's on the same set ("not worse": promoted): the cycle's plumbing is
-# tested deterministically; learning itself is measured by `scraiber bench active-learning`.
+# lr = 0 (and batch-norm statistics frozen, as cycles always fine-tune) keeps the weights equal
+# to the champion's, so the candidate's validation mIoU equals the champion's on the same set
+# ("not worse": promoted): the cycle's plumbing is tested deterministically; learning itself
+# is measured by `scraiber bench active-learning`.
 TINY = """arch = "unet-mobilenet_v2"
 steps = 4
 val_every = 4

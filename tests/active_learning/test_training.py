@@ -229,3 +229,26 @@ def test_registered_run_logs_to_mlflow_and_promotes(tmp_path):
     assert segmenter.predict_proba(np.zeros((40, 40), np.uint16) + 100).shape == (len(CAT), 40, 40)
     by_run = resolve_model_uri(f"runs:/{result.run_id}/model", settings)
     assert load_fcn(by_run).sha256 == load_fcn(folder).sha256
+
+
+def test_fine_tuning_from_weights_with_frozen_batch_norm(tmp_path):
+    first = run_training(tiny(tmp_path / "a"), None, register=False, progress=False)
+    start = load_fcn(first.model_path).state_dict
+    frozen = run_training(
+        tiny(tmp_path / "b", init_from=str(first.model_path), freeze_norm=True, lr=0.0), None,
+        register=False, progress=False,
+    )  # fmt: skip
+    same = load_fcn(frozen.model_path).state_dict
+    assert all(torch.equal(start[k], same[k]) for k in start if "running" in k or "weight" in k)
+    assert frozen.val_miou == first.val_miou  # the same model, evaluated on the same set
+    free = run_training(tiny(tmp_path / "c", init_from=str(first.model_path), lr=0.0), None,
+                        register=False, progress=False)  # fmt: skip
+    moved = load_fcn(free.model_path).state_dict
+    assert any(not torch.equal(start[k], moved[k]) for k in start if "running_mean" in k)
+
+
+def test_fine_tuning_refuses_another_architecture(tmp_path):
+    first = run_training(tiny(tmp_path / "a"), None, register=False, progress=False)
+    with pytest.raises(ValueError, match="cannot fine-tune"):
+        run_training(tiny(tmp_path / "b", arch="unet-mobilenet_v2", init_from=str(first.model_path)), None,
+                     register=False, progress=False)  # fmt: skip
