@@ -17,7 +17,6 @@ the artefacts (``--artifacts-destination s3://...``)::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import re
@@ -34,6 +33,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
+from active_learning.fingerprints import fingerprint
 from active_learning.model_files import save_model_dir
 from ml_backend.settings import Settings
 
@@ -71,29 +71,6 @@ def experiment_id(client: MlflowClient, name: str, location: str | None) -> str:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         return client.get_experiment_by_name(name).experiment_id
-
-
-def fingerprint(samples: Mapping[str, str] | Iterable[str]) -> str:
-    """A stable SHA-256 (hex) of a data set's identity, independent of order.
-
-    Args:
-        samples: Sample ids, or a mapping sample id -> content hash (then a changed
-            content changes the fingerprint too).
-
-    Raises:
-        ValueError: if an id repeats or there are no samples.
-    """
-    if isinstance(samples, Mapping):
-        items = sorted((str(key), str(value)) for key, value in samples.items())
-    else:
-        ids = [str(sample) for sample in samples]
-        if len(set(ids)) != len(ids):
-            repeated = sorted({sample for sample in ids if ids.count(sample) > 1})
-            raise ValueError(f"sample ids repeat in the data set: {repeated[:5]}")
-        items = sorted((sample, "") for sample in ids)
-    if not items:
-        raise ValueError("cannot fingerprint an empty data set")
-    return hashlib.sha256(json.dumps(items, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def config_dict(config: Any) -> dict[str, Any]:

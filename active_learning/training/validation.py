@@ -9,13 +9,13 @@ compared only on the same set.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from active_learning.fingerprints import fingerprint
 from label_config.catalogue import IGNORE_INDEX, Catalogue
 from ml_backend.synthetic import generate_section
 
@@ -43,15 +43,6 @@ def synthetic_validation_set(catalogue: Catalogue, seed: int, n: int, size: int)
         section = generate_section(size, seed + k, catalogue=catalogue)
         samples.append(ValidationSample(f"synth-{seed + k}-{size}", section.image, section.classes))
     return samples
-
-
-def data_fingerprint(samples: Mapping[str, str]) -> str:
-    """Order-independent SHA-256 of sample id -> content hash.
-
-    Same digest as ``active_learning.tracking.fingerprint`` (which needs MLflow to import).
-    """
-    items = sorted((str(key), str(value)) for key, value in samples.items())
-    return hashlib.sha256(json.dumps(items, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -92,4 +83,4 @@ def validation_set(
     """
     samples = synthetic_validation_set(catalogue, seed, n, size) + list(extra)
     hashes = {sample.id: sample.content_hash() for sample in samples}
-    return samples, hashes, data_fingerprint(hashes)
+    return samples, hashes, fingerprint(hashes)

@@ -16,7 +16,6 @@ from active_learning.training import HarvestedSample, TrainConfig, run_training
 from active_learning.training.checkpoint import load_checkpoint
 from active_learning.training.data import TrainingBatches
 from active_learning.training.loss import SegmentationLoss
-from active_learning.training.validation import data_fingerprint
 from label_config.catalogue import load_catalogue
 from ml_backend.cli import main
 from ml_backend.fcn import FCNConfig, FCNSegmenter, load_fcn
@@ -136,13 +135,6 @@ def test_harvested_samples_are_mixed_in_with_their_weights(tmp_path):
     assert torch.all(batch.weight[:2] == 1.0)
     with pytest.raises(ValueError, match="label must be uint8"):
         HarvestedSample(sample.image, label.astype(np.int32), sample.weight)
-
-
-def test_fingerprint_matches_the_tracking_module():
-    from active_learning.tracking import fingerprint
-
-    samples = {"synth-1-64": "ab", "synth-2-64": "cd"}
-    assert data_fingerprint(samples) == fingerprint(samples)
 
 
 # --- training runs ------------------------------------------------------------------------------
