@@ -18,8 +18,10 @@ Cycles run in the harvest worker's process, beside harvesting, never in the web 
 4. fine-tunes the champion on the remaining labels, each pixel weighted by its confidence,
    mixed with fresh synthetic sections (``harvest_ratio`` of each batch), locally or on
    Modal (``SCRAIBER_TRAIN_ON``) with the same ``run_training``;
-5. registers the candidate and moves the champion alias only if its validation mIoU on the
-   same set is not worse;
+5. registers the candidate and moves the champion alias only if its validation score on the
+   same set is not worse (the mean of the synthetic and the expert mIoU, so a few held-out
+   tiles of the user's sample weigh as much as the synthetic sections:
+   :mod:`active_learning.training.validation`);
 6. if promoted, predicts the open tasks (no annotation yet) of every served project with
    the new model and posts the predictions, with their scores, to Label Studio: the Data
    Manager shows the new model version and can sort by score. The web workers switch to
@@ -47,7 +49,7 @@ from active_learning.store import ArtefactStore
 from active_learning.tracking import start_run
 from active_learning.training import HarvestedSample, TrainConfig, run_training
 from active_learning.training.loop import evaluate
-from active_learning.training.validation import ValidationSample, mean_iou, validation_set
+from active_learning.training.validation import ValidationSample, validation_set
 from active_learning.training_queue import TrainingQueue
 from active_learning.worker import WorkerLease
 from label_config import Catalogue
@@ -230,10 +232,10 @@ class RetrainCycle:
                 return version
         path = registry.download_model(version)
         loaded = load_fcn(path)
-        iou = evaluate(loaded.network(), loaded.config, samples, torch.device("cpu"))
-        registry.record_validation(version, mean_iou(iou), fingerprint)
+        score = evaluate(loaded.network(), loaded.config, samples, torch.device("cpu")).score
+        registry.record_validation(version, score, fingerprint)
         if champion is None:
-            registry.promote_if_not_worse(version, mean_iou(iou), fingerprint)
+            registry.promote_if_not_worse(version, score, fingerprint)
         return version
 
     def _register_shipped(self, registry: ModelRegistry) -> int:

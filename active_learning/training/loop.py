@@ -25,11 +25,11 @@ from active_learning.training.config import TrainConfig
 from active_learning.training.data import HarvestedSample, TrainingBatches, collate_none
 from active_learning.training.loss import SegmentationLoss
 from active_learning.training.validation import (
+    Evaluation,
     ValidationSample,
     class_frequencies,
-    class_iou,
     confusion_matrix,
-    mean_iou,
+    evaluation,
     validation_set,
 )
 from label_config.catalogue import Catalogue, load_catalogue
@@ -55,7 +55,8 @@ class TrainingResult:
         model_path: Weights file of the best model (its ``.json`` config beside it or, for a
             folder, ``config.json``).
         model_config: The best model's construction config (with training provenance).
-        val_iou, val_miou: Per-class IoU and mean on the validation set, best validation.
+        val_iou, val_miou: Per-class IoU and score (synthetic mIoU, or its mean with the expert
+            mIoU: :class:`~active_learning.training.validation.Evaluation`), best validation.
         val_fingerprint: Fingerprint of the validation set.
         best_step, steps_done: Step of the best validation; steps trained in all.
         stopped_early: Whether early stopping ended the run.
@@ -124,17 +125,18 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 def evaluate(
     network: torch.nn.Module, model_config: FCNConfig, samples: Iterable[ValidationSample], device: torch.device
-) -> dict[str, float]:
-    """Per-class IoU of ``network`` (tiled inference, as served) over ``samples``."""
+) -> Evaluation:
+    """``network`` (tiled inference, as served) on ``samples``: per-class IoU and the score."""
     n = len(model_config.classes)
     predictor = FCNPredictor(
         network, model_config, device=str(device), runtime="channels-last", threads=torch.get_num_threads()
     )
-    confusion = np.zeros((n, n), np.int64)
+    confusions: dict[bool, np.ndarray] = {}
     for sample in samples:
         predicted = predictor.predict(sample.image, reduce=lambda block: np.argmax(block, axis=0).astype(np.uint8))
-        confusion += confusion_matrix(sample.label, predicted, n)
-    return class_iou(confusion, model_config.classes)
+        matrix = confusion_matrix(sample.label, predicted, n)
+        confusions[sample.synthetic] = confusions.get(sample.synthetic, 0) + matrix
+    return evaluation(confusions, model_config.classes)
 
 
 def default_class_weights(samples: list[ValidationSample], n_classes: int) -> list[float]:
@@ -273,17 +275,21 @@ def run_training(
             bar.set_postfix(loss=f"{value:.3f}", best=f"{max(state.best_miou, 0):.3f}")
             if state.step % config.val_every and state.step != config.steps:
                 continue
-            iou = evaluate(network, model_config, val_samples, device)
+            scores = evaluate(network, model_config, val_samples, device)
             _train_mode(network, config.freeze_norm)
-            miou = mean_iou(iou)
+            iou, miou = scores.iou, scores.score
             record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval))}
             state.validations.append(record)
+            domains = {"val/score": miou, "val/miou_synthetic": scores.synthetic_miou}
+            if scores.expert_miou is not None:
+                domains["val/miou_expert"] = scores.expert_miou
             tracking.metrics(
-                {"train/loss": record["loss"], "train/lr": learning_rate(config, state.step - 1)}, state.step
+                {"train/loss": record["loss"], "train/lr": learning_rate(config, state.step - 1)} | domains,
+                state.step,
             )
             tracking.class_iou(iou, state.step)
             interval = []
-            log.info("step %d: loss %.4f, val mIoU %.4f %s", state.step, record["loss"], miou,
+            log.info("step %d: loss %.4f, val score %.4f %s", state.step, record["loss"], miou,
                      {k: round(v, 3) for k, v in iou.items()})  # fmt: skip
             if miou > state.best_miou + config.min_delta:
                 state.best_miou, state.best_step, state.bad_rounds = miou, state.step, 0

@@ -12,17 +12,22 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from active_learning.fingerprints import fingerprint
 from active_learning.training import HarvestedSample, TrainConfig, run_training
 from active_learning.training.checkpoint import load_checkpoint
 from active_learning.training.data import TrainingBatches
+from active_learning.training.loop import evaluate
 from active_learning.training.loss import SegmentationLoss
+from active_learning.training.validation import ValidationSample, evaluation, synthetic_validation_set, validation_set
 from label_config.catalogue import load_catalogue
 from ml_backend.cli import main
 from ml_backend.fcn import FCNConfig, FCNSegmenter, load_fcn
 from ml_backend.settings import Settings
+from ml_backend.synthetic import generate_section
 
 CAT = load_catalogue()
 LN2 = math.log(2.0)
+CPU = torch.device("cpu")
 
 
 def tiny(tmp_path: Path, **changes) -> TrainConfig:
@@ -244,3 +249,39 @@ def test_fine_tuning_refuses_another_architecture(tmp_path):
     with pytest.raises(ValueError, match="cannot fine-tune"):
         run_training(tiny(tmp_path / "b", arch="unet-mobilenet_v2", init_from=str(first.model_path)), None,
                      register=False, progress=False)  # fmt: skip
+
+
+# --- validation score ---------------------------------------------------------------------------
+
+
+def test_score_is_the_mean_of_synthetic_and_expert_miou_exact():
+    synthetic = np.array([[5, 1], [0, 4]])  # IoU 5/6 and 4/5: mIoU 49/60
+    expert = np.array([[1, 1], [1, 1]])  # IoU 1/3 and 1/3
+    both = evaluation({True: synthetic, False: expert}, ["a", "b"])
+    assert both.synthetic_miou == pytest.approx(49 / 60) and both.expert_miou == pytest.approx(1 / 3)
+    assert both.score == pytest.approx((49 / 60 + 1 / 3) / 2)  # pooled pixels would give 0.646
+    assert both.iou == pytest.approx({"a": 6 / 9, "b": 5 / 8})
+    alone = evaluation({True: synthetic}, ["a", "b"])
+    assert alone.expert_miou is None and alone.score == pytest.approx(49 / 60)
+    assert evaluation({False: expert}, ["a", "b"]).score == pytest.approx(1 / 3)
+
+
+def test_fingerprint_names_the_score_rule_only_with_expert_labels():
+    section = generate_section(64, 5, catalogue=CAT)
+    expert = ValidationSample("expert-1", section.image, section.classes)
+    _, _, synthetic_only = validation_set(CAT, 7, 1, 64)
+    _, hashes, with_expert = validation_set(CAT, 7, 1, 64, [expert])
+    assert synthetic_only == fingerprint({"synth-7-64": hashes["synth-7-64"]})
+    assert with_expert not in (synthetic_only, fingerprint(hashes))  # the rule is part of the set's identity
+
+
+def test_training_picks_checkpoints_on_the_domain_balanced_score(tmp_path):
+    section = generate_section(64, 5, catalogue=CAT)
+    expert = ValidationSample("expert-1", section.image, section.classes)
+    result = run_training(tiny(tmp_path, steps=4, val_every=2), None, register=False, progress=False,
+                          validation_extra=[expert])  # fmt: skip
+    loaded = load_fcn(result.model_path)
+    synthetic = evaluate(loaded.network(), loaded.config, synthetic_validation_set(CAT, 1_000_000, 1, 64), CPU)
+    expert_only = evaluate(loaded.network(), loaded.config, [expert], CPU)
+    assert expert_only.expert_miou is not None and synthetic.expert_miou is None
+    assert result.val_miou == pytest.approx((synthetic.score + expert_only.score) / 2, abs=1e-6)
