@@ -10,8 +10,12 @@ Cycles run in the harvest worker's process, beside harvesting, never in the web 
 
 1. gathers the current implicit labels (retracted and superseded ones excluded) and their
    images from Label Studio;
-2. holds out the tasks whose id hashes into the held-out fifth: their expert labels join
-   the validation set and are never trained on;
+2. holds out one task in five: in each project the 1st, 6th, 11th... task to receive an
+   implicit label. Their expert labels join the validation set and are never trained on.
+   The harvest log only grows, so a task never changes sides, and a project has labels of
+   its own sample to validate on from its first label. (A hash of the task id held out one
+   task in twenty in the benchmark's first project, none of the twelve it labelled, so the
+   champion rule saw synthetic sections only and rejected every correction-trained model.)
 3. makes sure the served model is in the registry (the shipped model is registered as the
    baseline when there is no champion yet) and evaluates the champion on this cycle's
    validation set, so the champion rule compares like with like;
@@ -31,11 +35,10 @@ Cycles run in the harvest worker's process, beside harvesting, never in the web 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from active_learning.harvest_log import LABEL, HarvestLog
+from active_learning.harvest_log import LABEL, HarvestLog, HarvestRecord
 from active_learning.registry import ModelRegistry
 from active_learning.store import ArtefactStore
 from active_learning.tracking import start_run
@@ -60,7 +63,7 @@ from ml_backend.predictor import Predictor
 from ml_backend.settings import Settings
 
 log = logging.getLogger(__name__)
-HELD_OUT_SHARE = 5  # one task in five (by id hash) is kept for validation
+HELD_OUT_SHARE = 5  # one labelled task in five is kept for validation (see held_out_tasks)
 FINE_TUNE = {"steps": 300, "val_every": 100, "lr": 1e-4, "warmup_steps": 20, "harvest_ratio": 0.5, "patience": 0,
              "freeze_norm": True}  # fmt: skip
 
@@ -90,9 +93,23 @@ class CycleResult:
     predictions: int = 0
 
 
-def held_out(task_id: int) -> bool:
-    """Whether a task's labels are kept for validation (stable: a hash of its id)."""
-    return int(hashlib.sha256(f"task-{task_id}".encode()).hexdigest(), 16) % HELD_OUT_SHARE == 0
+def held_out_tasks(history: Iterable[HarvestRecord]) -> set[int]:
+    """Tasks whose labels only validate: in each project the 1st, 6th, 11th... task labelled.
+
+    Args:
+        history: Every implicit-label record ever harvested (retracted and superseded
+            versions included), oldest first: :meth:`HarvestLog.records` with both
+            ``include_`` flags. The order of first appearance never changes.
+    """
+    seen: dict[int, set[int]] = {}
+    held: set[int] = set()
+    for record in history:
+        tasks = seen.setdefault(record.project_id, set())
+        if record.task_id not in tasks:
+            if len(tasks) % HELD_OUT_SHARE == 0:
+                held.add(record.task_id)
+            tasks.add(record.task_id)
+    return held
 
 
 class RetrainCycle:
@@ -109,7 +126,7 @@ class RetrainCycle:
         projects: Returns the projects the backend serves.
         base_config: Training config fine-tuning starts from (``FINE_TUNE`` overrides applied).
         trainer: ``run_training`` or the Modal equivalent.
-        holdout: Keep held-out tasks for validation (:func:`held_out`); False trains on all.
+        holdout: Keep held-out tasks for validation (:func:`held_out_tasks`); False trains on all.
     """
 
     def __init__(
@@ -206,6 +223,8 @@ class RetrainCycle:
         """Current implicit labels with their images: (training samples, held-out validation samples)."""
         train: list[HarvestedSample] = []
         extra: list[ValidationSample] = []
+        history = self.harvests.records(kind=LABEL, include_retracted=True, include_superseded=True)
+        held = held_out_tasks(history) if self.holdout else set()
         for record in self.harvests.records(kind=LABEL):
             arrays = self.store.get_arrays(record.label_key)
             provenance = self.store.get_json(record.label_key.removesuffix(".npz") + ".json")
@@ -215,7 +234,7 @@ class RetrainCycle:
                 log.warning("annotation %s: image %s and label %s differ; skipped", record.annotation_id,
                             image.shape, label.shape)  # fmt: skip
                 continue
-            if self.holdout and held_out(record.task_id):
+            if record.task_id in held:
                 extra.append(ValidationSample(f"expert-{record.annotation_id}-{record.updated_at}", image, label))
             else:
                 train.append(HarvestedSample(image, label, confidence))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from active_learning.event_log import EventLog
 from active_learning.harvest_log import LABEL, SKIP, HarvestLog, HarvestRecord
-from active_learning.retrain import HELD_OUT_SHARE, RetrainCycle, held_out
+from active_learning.retrain import RetrainCycle, held_out_tasks
 from active_learning.training_queue import TrainingQueue
 from label_config import load_catalogue
 from ml_backend.image_source import ImageSource
@@ -64,9 +62,23 @@ def test_every_n_new_labels_counts_labels_since_the_last_run(tmp_path):
     assert cycle.queue.runs()[0]["status"] == "promoted"
 
 
-def test_held_out_tasks_are_a_stable_fifth():
-    tasks = range(1, 5001)
-    share = sum(held_out(t) for t in tasks) / len(tasks)
-    assert share == pytest.approx(1 / HELD_OUT_SHARE, abs=0.02)
-    # pinned: the split must not change between releases, or validation sets would shift
-    assert [t for t in range(1, 101) if held_out(t)] == [10, 31, 33, 40, 42, 50, 57, 66, 71, 86, 91, 93, 99]
+def test_held_out_tasks_are_every_fifth_task_labelled_in_each_project():
+    history = [HarvestRecord(i, "t", 1, 100 + i, LABEL) for i in range(12)]  # project 1: tasks 100..111
+    history.insert(3, HarvestRecord(50, "t", 2, 500, LABEL))  # project 2's first task, between them
+    history.insert(5, HarvestRecord(0, "t-edited", 1, 100, LABEL))  # an edit of task 100 takes no new place
+    assert held_out_tasks(history) == {100, 105, 110, 500}
+    assert held_out_tasks([]) == set()
+
+
+def test_a_task_never_changes_sides(tmp_path):
+    cycle = _cycle(tmp_path)
+    for annotation in range(1, 7):  # tasks 101..106
+        _label(cycle, annotation)
+
+    def held() -> set[int]:
+        return held_out_tasks(cycle.harvests.records(kind=LABEL, include_retracted=True, include_superseded=True))
+
+    assert held() == {101, 106}
+    cycle.harvests.retract(1)  # the first held-out annotation is deleted
+    _label(cycle, 7)
+    assert held() == {101, 106}  # task 107 does not move into its place, 102 stays a training task
