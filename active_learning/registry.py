@@ -28,6 +28,10 @@ from ml_backend.settings import Settings
 TAG_VAL_MIOU = f"{TAG_PREFIX}val_miou"
 TAG_VALIDATION_SET = f"{TAG_PREFIX}validation_set"
 TAG_DECISION = f"{TAG_PREFIX}promotion"
+TAG_VAL_SYNTHETIC = f"{TAG_PREFIX}val_miou_synthetic"
+#: A candidate whose synthetic mIoU is more than this below the champion's is not promoted,
+#: whatever its score: losing one of six phases entirely costs at least 1/6 = 0.17 mIoU.
+FORGETTING_TOLERANCE = 0.10
 
 
 class ModelNotFoundError(KeyError):
@@ -139,8 +143,12 @@ class ModelRegistry:
         version = self.champion_version()
         return self.version(version) if version is not None else None
 
-    def record_validation(self, version: int, val_miou: float, validation_set_id: str) -> None:
+    def record_validation(
+        self, version: int, val_miou: float, validation_set_id: str, synthetic_miou: float | None = None
+    ) -> None:
         """Store a validation result on a version (tags), e.g. after re-evaluating the champion.
+
+        ``synthetic_miou``, when the score is not the synthetic mIoU itself, feeds the forgetting guard.
 
         Raises:
             ValueError: if ``val_miou`` is not in [0, 1] or the set id is empty.
@@ -153,16 +161,22 @@ class ModelRegistry:
         self.version(version)
         self.client.set_model_version_tag(self.name, str(version), TAG_VAL_MIOU, repr(float(val_miou)))
         self.client.set_model_version_tag(self.name, str(version), TAG_VALIDATION_SET, validation_set_id)
+        if synthetic_miou is not None and math.isfinite(synthetic_miou):
+            self.client.set_model_version_tag(self.name, str(version), TAG_VAL_SYNTHETIC, repr(float(synthetic_miou)))
 
-    def promote_if_not_worse(self, version: int, val_miou: float, validation_set_id: str) -> PromotionDecision:
+    def promote_if_not_worse(
+        self, version: int, val_miou: float, validation_set_id: str, synthetic_miou: float | None = None
+    ) -> PromotionDecision:
         """Record ``version``'s validation result and move the champion alias to it if it is not worse.
 
         The first version is always promoted. Otherwise the champion's recorded result
-        must be on the same validation set; then ``val_miou >= champion's`` promotes.
+        must be on the same validation set; then ``val_miou >= champion's`` promotes,
+        unless both recorded a ``synthetic_miou`` and the candidate's is more than
+        :data:`FORGETTING_TOLERANCE` below the champion's (it forgot what it knew).
         A different (or unrecorded) set promotes nothing and asks for re-evaluation.
         Concurrent promotions of one model are not serialised; run one trainer per model.
         """
-        self.record_validation(version, val_miou, validation_set_id)
+        self.record_validation(version, val_miou, validation_set_id, synthetic_miou)
         current = self.champion()
         needs_reevaluation = False
         if current is None:
@@ -181,6 +195,14 @@ class ModelRegistry:
             promoted = val_miou >= best
             verdict = "not worse than" if promoted else "worse than"
             reason = f"v{version} val mIoU {val_miou:.4f} is {verdict} champion v{current.version}'s {best:.4f}"
+            known = current.tags.get(TAG_VAL_SYNTHETIC)
+            if promoted and synthetic_miou is not None and known is not None:
+                if synthetic_miou < float(known) - FORGETTING_TOLERANCE:
+                    promoted = False
+                    reason += (
+                        f", but its synthetic mIoU {synthetic_miou:.4f} is more than {FORGETTING_TOLERANCE} below "
+                        f"the champion's {float(known):.4f}: it forgets what it knew"
+                    )
         if promoted:
             self.client.set_registered_model_alias(self.name, self.alias, str(version))
         self.client.set_model_version_tag(self.name, str(version), TAG_DECISION, reason)

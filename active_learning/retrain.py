@@ -23,9 +23,8 @@ Cycles run in the harvest worker's process, beside harvesting, never in the web 
    mixed with fresh synthetic sections (``harvest_ratio`` of each batch), locally or on
    Modal (``SCRAIBER_TRAIN_ON``) with the same ``run_training``;
 5. registers the candidate and moves the champion alias only if its validation score on the
-   same set is not worse (the mean of the synthetic and the expert mIoU, so a few held-out
-   tiles of the user's sample weigh as much as the synthetic sections:
-   :mod:`active_learning.training.validation`);
+   same set is not worse: its mIoU on the held-out expert labels, with the synthetic
+   sections as a guard against forgetting (:mod:`active_learning.training.validation`);
 6. if promoted, predicts the open tasks (no annotation yet) of every served project with
    the new model and posts the predictions, with their scores, to Label Studio: the Data
    Manager shows the new model version and can sort by score. The web workers switch to
@@ -251,10 +250,10 @@ class RetrainCycle:
                 return version
         path = registry.download_model(version)
         loaded = load_fcn(path)
-        score = evaluate(loaded.network(), loaded.config, samples, torch.device("cpu")).score
-        registry.record_validation(version, score, fingerprint)
+        scores = evaluate(loaded.network(), loaded.config, samples, torch.device("cpu"))
+        registry.record_validation(version, scores.score, fingerprint, scores.synthetic_miou)
         if champion is None:
-            registry.promote_if_not_worse(version, score, fingerprint)
+            registry.promote_if_not_worse(version, scores.score, fingerprint, scores.synthetic_miou)
         return version
 
     def _register_shipped(self, registry: ModelRegistry) -> int:

@@ -55,8 +55,10 @@ class TrainingResult:
         model_path: Weights file of the best model (its ``.json`` config beside it or, for a
             folder, ``config.json``).
         model_config: The best model's construction config (with training provenance).
-        val_iou, val_miou: Per-class IoU and score (synthetic mIoU, or its mean with the expert
-            mIoU: :class:`~active_learning.training.validation.Evaluation`), best validation.
+        val_iou, val_miou: Per-class IoU and score (the expert mIoU with held-out expert labels,
+            else the synthetic mIoU: :class:`~active_learning.training.validation.Evaluation`),
+            best validation.
+        val_synthetic_miou: mIoU on the synthetic sections at the best validation (forgetting guard).
         val_fingerprint: Fingerprint of the validation set.
         best_step, steps_done: Step of the best validation; steps trained in all.
         stopped_early: Whether early stopping ended the run.
@@ -81,6 +83,7 @@ class TrainingResult:
     model_version: int | None = None
     promoted: bool | None = None
     promotion_reason: str | None = None
+    val_synthetic_miou: float | None = None
 
 
 class TrainingLog(Protocol):
@@ -278,7 +281,8 @@ def run_training(
             scores = evaluate(network, model_config, val_samples, device)
             _train_mode(network, config.freeze_norm)
             iou, miou = scores.iou, scores.score
-            record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval))}
+            record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval)),
+                      "synthetic_miou": scores.synthetic_miou}  # fmt: skip
             state.validations.append(record)
             domains = {"val/score": miou, "val/miou_synthetic": scores.synthetic_miou}
             if scores.expert_miou is not None:
@@ -318,6 +322,7 @@ def run_training(
         result = TrainingResult(
             path, final_config, best["iou"], best["miou"], fingerprint, state.best_step, state.step, stopped_early,
             time.perf_counter() - started, state.losses, state.validations,
+            val_synthetic_miou=best.get("synthetic_miou"),
         )  # fmt: skip
         tracking.finish(result, best_state)
     return result

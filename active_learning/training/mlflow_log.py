@@ -56,7 +56,9 @@ class MlflowTrainingLog:
         self.run.log_model(state_dict, result.model_config.to_dict())
         registry = ModelRegistry.from_settings(self.settings)
         version = registry.register(self.run.run_id)
-        decision = registry.promote_if_not_worse(version, result.val_miou, result.val_fingerprint)
+        decision = registry.promote_if_not_worse(
+            version, result.val_miou, result.val_fingerprint, result.val_synthetic_miou
+        )
         result.run_id = self.run.run_id
         result.model_version = version
         result.promoted = decision.promoted

@@ -276,6 +276,19 @@ class TestPromotion:
         again = registry.promote_if_not_worse(v2, 0.99, "val-b")
         assert again.promoted and registry.champion_version() == v2
 
+    def test_a_better_score_that_forgets_the_synthetic_sections_is_not_promoted(self, settings: Settings) -> None:
+        registry = ModelRegistry.from_settings(settings)
+        v1, v2, v3 = (log_version(settings, seed=seed)[0] for seed in (40, 41, 42))
+        registry.promote_if_not_worse(v1, 0.60, "val-a", synthetic_miou=0.80)
+        assert registry.champion().tags["scraiber.val_miou_synthetic"] == "0.8"
+
+        forgets = registry.promote_if_not_worse(v2, 0.65, "val-a", synthetic_miou=0.6999)
+        assert not forgets.promoted and registry.champion_version() == v1
+        assert "synthetic mIoU 0.6999 is more than 0.1 below the champion's 0.8000" in forgets.reason
+
+        adapts = registry.promote_if_not_worse(v3, 0.65, "val-a", synthetic_miou=0.7001)  # within the tolerance
+        assert adapts.promoted and registry.champion_version() == v3
+
     @pytest.mark.parametrize(("miou", "set_id"), [(1.5, "val-a"), (math.nan, "val-a"), (0.5, "")])
     def test_bad_results_refused(self, settings: Settings, miou: float, set_id: str) -> None:
         version, _, _ = log_version(settings, seed=30)

@@ -254,16 +254,15 @@ def test_fine_tuning_refuses_another_architecture(tmp_path):
 # --- validation score ---------------------------------------------------------------------------
 
 
-def test_score_is_the_mean_of_synthetic_and_expert_miou_exact():
+def test_score_is_the_expert_miou_when_there_are_expert_labels_exact():
     synthetic = np.array([[5, 1], [0, 4]])  # IoU 5/6 and 4/5: mIoU 49/60
     expert = np.array([[1, 1], [1, 1]])  # IoU 1/3 and 1/3
     both = evaluation({True: synthetic, False: expert}, ["a", "b"])
     assert both.synthetic_miou == pytest.approx(49 / 60) and both.expert_miou == pytest.approx(1 / 3)
-    assert both.score == pytest.approx((49 / 60 + 1 / 3) / 2)  # pooled pixels would give 0.646
+    assert both.score == pytest.approx(1 / 3)  # pooled pixels would give 0.646
     assert both.iou == pytest.approx({"a": 6 / 9, "b": 5 / 8})
     alone = evaluation({True: synthetic}, ["a", "b"])
     assert alone.expert_miou is None and alone.score == pytest.approx(49 / 60)
-    assert evaluation({False: expert}, ["a", "b"]).score == pytest.approx(1 / 3)
 
 
 def test_fingerprint_names_the_score_rule_only_with_expert_labels():
@@ -275,7 +274,7 @@ def test_fingerprint_names_the_score_rule_only_with_expert_labels():
     assert with_expert not in (synthetic_only, fingerprint(hashes))  # the rule is part of the set's identity
 
 
-def test_training_picks_checkpoints_on_the_domain_balanced_score(tmp_path):
+def test_training_picks_checkpoints_on_the_expert_score(tmp_path):
     section = generate_section(64, 5, catalogue=CAT)
     expert = ValidationSample("expert-1", section.image, section.classes)
     result = run_training(tiny(tmp_path, steps=4, val_every=2), None, register=False, progress=False,
@@ -283,5 +282,6 @@ def test_training_picks_checkpoints_on_the_domain_balanced_score(tmp_path):
     loaded = load_fcn(result.model_path)
     synthetic = evaluate(loaded.network(), loaded.config, synthetic_validation_set(CAT, 1_000_000, 1, 64), CPU)
     expert_only = evaluate(loaded.network(), loaded.config, [expert], CPU)
-    assert expert_only.expert_miou is not None and synthetic.expert_miou is None
-    assert result.val_miou == pytest.approx((synthetic.score + expert_only.score) / 2, abs=1e-6)
+    assert result.val_miou == pytest.approx(expert_only.expert_miou, abs=1e-6)
+    assert result.val_synthetic_miou == pytest.approx(synthetic.score, abs=1e-6)
+    assert [v["miou"] for v in result.validations] != [v["synthetic_miou"] for v in result.validations]
