@@ -104,7 +104,7 @@ def _arm(name, label_studio, pool_dir, pool_paths, catalogue, test, args, echo) 
     with backend_process(env, port, data_dir / "backend.log", [label_studio.api_key]):
         project = client.create_project(f"Active learning {name}", (CONFIG_DIR / "minerals.xml").read_text())
         client.upload_files(project["id"], pool_paths)
-        client.connect_ml_backend(project["id"], f"http://127.0.0.1:{port}", "scrAiber")
+        connection = client.connect_ml_backend(project["id"], f"http://127.0.0.1:{port}", "scrAiber")
         client.retrieve_predictions(project["id"])
         engine = EventLog.from_url(settings.resolved_event_log_url).engine
         harvests = HarvestLog(engine)
@@ -133,6 +133,9 @@ def _arm(name, label_studio, pool_dir, pool_paths, catalogue, test, args, echo) 
             deadline = time.monotonic() + 300
             while harvests.count_labels() < labelled and time.monotonic() < deadline:
                 time.sleep(1)
+            foreign = {r.project_id for r in harvests.records()} - {project["id"]}
+            if foreign:
+                raise RuntimeError(f"arm {name} harvested other projects {sorted(foreign)}: arms must not share labels")
             result = cycle.run(f"bench round {round_}")
             candidate = None
             if result.model_version is not None:
@@ -144,6 +147,9 @@ def _arm(name, label_studio, pool_dir, pool_paths, catalogue, test, args, echo) 
                                 f"v{result.model_version}", result.status == "promoted", candidate))  # fmt: skip
             echo(f"{name:22} round {round_}: {labelled} tiles, served mIoU {points[-1].miou:.3f} ({result.status}), "
                  f"candidate {candidate if candidate is None else round(candidate, 3)}")  # fmt: skip
+        # a backend harvests every project with the minerals config and an ML backend connected
+        # (active_learning.reconcile): the next arm's must not find, and train on, this one's labels
+        client.disconnect_ml_backend(connection["id"])
     return points
 
 

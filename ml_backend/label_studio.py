@@ -355,6 +355,10 @@ class LabelStudioClient:
         """ML backends connected to a project (``GET /api/ml/?project=ID``)."""
         return self._json("GET", "/api/ml/", params={"project": int(project_id)})
 
+    def disconnect_ml_backend(self, ml_backend_id: int) -> None:
+        """Remove an ML backend from its project (``DELETE /api/ml/ID``); the project stays."""
+        self._json("DELETE", f"/api/ml/{int(ml_backend_id)}")
+
     def train_ml_backend(self, ml_backend_id: int) -> dict:
         """Press "Start training" for a connected backend (``POST /api/ml/ID/train``)."""
         return self._json("POST", f"/api/ml/{int(ml_backend_id)}/train", json_body={})

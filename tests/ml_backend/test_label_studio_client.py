@@ -338,6 +338,8 @@ def test_retrieve_predictions_without_and_with_a_backend_on_loopback(
     while ("/webhook", "ANNOTATION_CREATED") not in fake_backend.posts and time.monotonic() < deadline:
         time.sleep(0.1)
     assert ("/webhook", "ANNOTATION_CREATED") in fake_backend.posts
+    client.disconnect_ml_backend(backend["id"])
+    assert client.list_ml_backends(project["id"]) == [] and client.get_project(project["id"])["id"] == project["id"]
 
 
 # -- browser -----------------------------------------------------------------------------
