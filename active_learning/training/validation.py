@@ -8,11 +8,12 @@ compared only on the same set.
 **The score** that picks the best checkpoint and that the champion rule compares is the
 mIoU on the held-out expert labels when the set holds any (the user's own sample decides),
 else the synthetic sections' mIoU. The synthetic sections then only guard against
-forgetting (:data:`active_learning.registry.FORGETTING_TOLERANCE`). Why: in three runs of ``scraiber bench
-active-learning`` (seed 0) that judged on all pixels pooled or on the mean of both domains'
-mIoU, 26 of 36 candidates fine-tuned on corrections were rejected, 23 of them better than
-the served model on the new sample's test tiles: adapting to a new sample costs some
-synthetic mIoU (up to 0.08 on the benchmark's one synthetic section).
+forgetting (:data:`active_learning.registry.FORGETTING_TOLERANCE`). Why: adapting to a
+new sample costs some synthetic mIoU (up to 0.08 on the benchmark's one synthetic section),
+and pooled pixels let eight 512 px synthetic sections outweigh a few 256 px held-out tiles
+about 8:1. In three early runs of ``scraiber bench active-learning`` (seed 0) that judged on
+pooled pixels or on the mean of both domains' mIoU, 26 of 36 correction-trained candidates
+were refused, 23 of them better than the served model on the new sample's test tiles.
 """
 
 from __future__ import annotations
