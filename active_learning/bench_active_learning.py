@@ -147,8 +147,7 @@ def _arm(name, label_studio, pool_dir, pool_paths, catalogue, test, args, echo) 
                                 f"v{result.model_version}", result.status == "promoted", candidate))  # fmt: skip
             echo(f"{name:22} round {round_}: {labelled} tiles, served mIoU {points[-1].miou:.3f} ({result.status}), "
                  f"candidate {candidate if candidate is None else round(candidate, 3)}")  # fmt: skip
-        # a backend harvests every project with the minerals config and an ML backend connected
-        # (active_learning.reconcile): the next arm's must not find, and train on, this one's labels
+        # the backend stops with the arm: leave Label Studio no connection to a dead port
         client.disconnect_ml_backend(connection["id"])
     return points
 

@@ -7,19 +7,16 @@ with the harvest log, project by project, and repairs the difference: versions n
 harvested are harvested (the harvest log makes this exactly-once), and labels whose
 annotation Label Studio no longer has (HTTP 404, checked one by one) are retracted.
 
-**Projects the backend serves** are the union of
+**Projects the backend serves** are those Label Studio has shown to be connected to
+*this* backend: a project that called its ``/setup`` or ``/predict`` (Label Studio calls
+``/setup`` when the backend is connected, and names the project in both), or whose
+annotations it harvested (webhooks go only to a project's own backends). They are kept in
+the harvest log's ``known_projects``, so a backend that was down still knows them. Projects
+connected to another backend on the same Label Studio are never touched: two backends
+do not share labels.
 
-* projects already in the harvest log's ``known_projects`` (an annotation of theirs was
-  harvested: their config matched and Label Studio sent or listed their annotations), and
-* projects whose labelling config has a BrushLabels (or, for crystal review, PolygonLabels)
-  control on an Image matching the catalogue (:func:`ml_backend.label_map.labelled_target`)
-  *and* that have an ML backend
-  connected. Label Studio does not tell which backend is connected, nor can the backend
-  know the URL Label Studio uses for it, so a project with the minerals config connected
-  to *another* backend is harvested too (its labels are still expert labels).
-
-Cost per round: one request for the project list, one per matching project (its ML
-backends) and per project page of tasks, and one per task that has annotations.
+Cost per round: one request per served project (its webhooks) and per project page of
+tasks, and one per task that has annotations.
 """
 
 from __future__ import annotations
@@ -30,8 +27,6 @@ from dataclasses import dataclass, field
 
 from active_learning.harvest import HARVESTED, Harvester
 from active_learning.harvest_log import HarvestLog
-from label_config import Catalogue
-from ml_backend.label_map import LabelConfigError, labelled_target
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError
 
 log = logging.getLogger(__name__)
@@ -85,7 +80,6 @@ class Reconciler:
         client: Label Studio client (its user must see every project and annotation).
         harvester: Harvests and retracts.
         harvests: The harvest log.
-        catalogue: The mineral catalogue (to recognise projects by their config).
         webhook_auth: The backend's basic auth, added to its webhooks in every round.
     """
 
@@ -94,29 +88,16 @@ class Reconciler:
         client: LabelStudioClient,
         harvester: Harvester,
         harvests: HarvestLog,
-        catalogue: Catalogue,
         webhook_auth: tuple[str, str] | None = None,
     ) -> None:
         self.client = client
         self.harvester = harvester
         self.harvests = harvests
-        self.catalogue = catalogue
         self.webhook_auth = webhook_auth
 
     def served_projects(self) -> list[int]:
         """Projects to reconcile (see the module docstring), in id order."""
-        served = set(self.harvests.known_projects())
-        for project in self.client.list_projects():
-            project_id = int(project["id"])
-            if project_id in served:
-                continue
-            try:
-                labelled_target(project.get("label_config") or "", self.catalogue)
-            except LabelConfigError:
-                continue
-            if self.client.list_ml_backends(project_id):
-                served.add(project_id)
-        return sorted(served)
+        return self.harvests.known_projects()
 
     def run(self) -> ReconcileReport:
         """One reconciliation round over all served projects.

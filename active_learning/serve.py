@@ -120,8 +120,22 @@ def build_services(settings: Settings, catalogue: Catalogue | None = None) -> Ba
     secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
     interactions = InteractionLog(events.engine, resolve_key(secret, settings.data_dir))
     refiner = InteractiveRefiner(catalogue, provider, images, record=interactions.record)
-    status = status_counters(events, provider, HarvestLog(events.engine), TrainingQueue(events.engine))
-    return BackendServices(predictor=predictor, events=events, status=status, refiner=refiner)
+    harvests = HarvestLog(events.engine)
+    status = status_counters(events, provider, harvests, TrainingQueue(events.engine))
+    return BackendServices(predictor=predictor, events=events, status=status, refiner=refiner,
+                           connected=project_noter(harvests))  # fmt: skip
+
+
+def project_noter(harvests: HarvestLog) -> Callable[[int], None]:
+    """``BackendServices.connected``: notes each project once per process in ``known_projects``."""
+    seen: set[int] = set()
+
+    def note(project_id: int) -> None:
+        if project_id not in seen:
+            harvests.note_project(project_id, "setup")
+            seen.add(project_id)
+
+    return note
 
 
 def basic_auth(settings: Settings) -> tuple[str, str] | None:

@@ -324,7 +324,7 @@ def build_worker(settings: Any) -> Worker:
     return Worker(
         events,
         harvester,
-        Reconciler(client, harvester, harvests, catalogue, webhook_auth=basic_auth(settings)),
+        Reconciler(client, harvester, harvests, webhook_auth=basic_auth(settings)),
         TrainingQueue(events.engine),
         WorkerLease(events.engine),
         settings.reconcile_seconds,

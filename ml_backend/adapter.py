@@ -38,12 +38,15 @@ class BackendServices:
         events: Where webhook events are stored durably.
         status: Returns the counters shown at ``GET /status``.
         refiner: Interactive refinement, if enabled.
+        connected: Called with the id of each project that calls ``/setup`` or ``/predict``
+            (Label Studio names the project): the projects this backend serves.
     """
 
     predictor: Predictor
     events: EventSink
     status: Callable[[], dict[str, Any]]
     refiner: Refiner | None = None
+    connected: Callable[[int], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

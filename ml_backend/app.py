@@ -58,8 +58,14 @@ def create_app(
     app.after_request_funcs.pop(None, None)
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
+    def note_project(body: dict[str, Any]) -> None:
+        project = _project_id(body)
+        if project is not None and services.connected is not None:
+            services.connected(project)
+
     def predict() -> Response:
         body = _json_body()
+        note_project(body)
         tasks, label_config = body.get("tasks"), body.get("label_config")
         if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
             raise BadRequest("'tasks' must be a list of task objects")
@@ -72,7 +78,7 @@ def create_app(
         return jsonify({"results": results, "model_version": services.predictor.model_version})
 
     def setup() -> Response:
-        _json_body()
+        note_project(_json_body())
         return jsonify({"model_version": services.predictor.model_version})
 
     def webhook() -> Response:
@@ -83,9 +89,8 @@ def create_app(
         return jsonify({"status": "stored" if stored else "duplicate"}), 200
 
     def train() -> Response:
-        body = _json_body()
-        project = str(body.get("project") or "").split(".")[0]
-        payload = {"action": "START_TRAINING", "project": {"id": int(project)} if project.isdigit() else None,
+        project = _project_id(_json_body())
+        payload = {"action": "START_TRAINING", "project": {"id": project} if project is not None else None,
                    "via": "/train", "requested_at": time.time()}  # fmt: skip
         services.events.record(payload)
         return jsonify({"job": f"start-training-{payload['requested_at']:.0f}"}), 201
@@ -125,6 +130,12 @@ def _json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body
+
+
+def _project_id(body: dict[str, Any]) -> int | None:
+    """The project id from Label Studio's ``"project": "ID.created_timestamp"`` (None if absent)."""
+    project = str(body.get("project") or "").split(".")[0]
+    return int(project) if project.isdigit() else None
 
 
 def _check_auth(basic_auth: tuple[str, str] | None) -> Response | None:

@@ -40,7 +40,8 @@ def setup(tmp_path):
     events = EventLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
     harvests = HarvestLog(events.engine)
     harvester = Harvester(ls, LocalArtefactStore(tmp_path / "artefacts"), harvests, CATALOGUE, b"k" * 32)
-    reconciler = Reconciler(ls, harvester, harvests, CATALOGUE)
+    reconciler = Reconciler(ls, harvester, harvests)
+    harvests.note_project(project, "setup")  # as the backend's /setup does when Label Studio connects it
     training = TrainingQueue(events.engine)
     worker = Worker(
         events, harvester, reconciler, training, WorkerLease(events.engine), 300.0, ls.whoami,
@@ -183,14 +184,15 @@ def test_reconciler_retracts_everything_of_a_deleted_project(setup):
     assert report.retracted == 1 and harvests.count_labels() == 0
 
 
-def test_served_projects(setup):
+def test_served_projects_are_those_that_called_this_backend(setup):
     ls, reconciler = setup["ls"], setup["reconciler"]
-    unconnected = ls.add_project(backend_version=None)
-    other_config = ls.add_project(OTHER_XML)
+    elsewhere = ls.add_project()  # the minerals config, connected to another backend
     noted = ls.add_project(backend_version=None)
     setup["harvests"].note_project(noted, "annotation")
     assert reconciler.served_projects() == [setup["project"], noted]
-    assert unconnected not in reconciler.served_projects() and other_config not in reconciler.served_projects()
+    annotation = ls.annotate(ls.add_task(elsewhere), brush_result(_mask(3), LABELS))
+    report = reconciler.run()
+    assert elsewhere not in report.projects and annotation not in {r.annotation_id for r in setup["harvests"].records()}
 
 
 def test_reconciler_stops_on_an_outage_and_the_worker_backs_off(setup):

@@ -68,6 +68,25 @@ def test_health_is_open_and_everything_else_needs_auth(backend):
     assert "basic auth" in wrong.get_json()["error"]
 
 
+def test_projects_that_call_setup_or_predict_are_the_ones_served(tmp_path, backend):
+    from active_learning.harvest_log import HarvestLog
+    from active_learning.serve import project_noter
+
+    _, events, provider = backend
+    harvests = HarvestLog(events.engine)
+    catalogue = load_catalogue()
+    predictor = Predictor(catalogue, provider, ImageSource(None))
+    services = BackendServices(predictor, events, status_counters(events, provider), connected=project_noter(harvests))
+    client = create_app(services, AUTH, max_request_bytes=200_000, model_dir=str(tmp_path / "m2")).test_client()
+    schema = minerals_xml(catalogue)
+    for _ in range(2):
+        assert client.post("/setup", json={"project": "7.1764000000", "schema": schema}, headers=_auth()).status_code == 200
+    assert client.post("/setup", json={"schema": schema}, headers=_auth()).status_code == 200  # no project named
+    body = {"tasks": [], "label_config": schema, "project": "8.1764000000"}
+    assert client.post("/predict", json=body, headers=_auth()).status_code == 200
+    assert harvests.known_projects() == [7, 8]
+
+
 def test_setup_reports_the_served_model_version(backend):
     client, _, provider = backend
     answer = client.post("/setup", json={"project": "1.1", "schema": minerals_xml(load_catalogue())}, headers=_auth())
