@@ -15,8 +15,8 @@ the harvest log's ``known_projects``, so a backend that was down still knows the
 connected to another backend on the same Label Studio are never touched: two backends
 do not share labels.
 
-Cost per round: one request per served project (its webhooks) and per project page of
-tasks, and one per task that has annotations.
+Cost per round, per served project: two requests for its ML backends and webhooks (when
+the backend has basic auth), one per page of tasks, and one per task that has annotations.
 """
 
 from __future__ import annotations
