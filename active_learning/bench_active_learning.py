@@ -38,7 +38,7 @@ from active_learning.simulated_expert import ExpertConfig, SimulatedExpert, Trut
 from active_learning.stack import backend_process
 from active_learning.store import open_store
 from active_learning.training import HarvestedSample, TrainConfig, run_training
-from active_learning.training.validation import class_iou, confusion_matrix, mean_iou
+from ml_backend.metrics import class_iou, confusion_matrix, mean_iou
 from active_learning.training_queue import TrainingQueue
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR

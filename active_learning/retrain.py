@@ -198,7 +198,7 @@ class RetrainCycle:
             return CycleResult(run_id, "no-labels", held_out=len(extra), reason="no implicit labels to train on")
         config = self.base_config
         samples, _, fingerprint = validation_set(
-            self.catalogue, config.val_seed, config.val_sections, config.val_size, extra
+            self.catalogue, config.val_seed, config.val_sections, config.val_size, extra, config.validation_families()
         )
         registry = ModelRegistry.from_settings(self.settings)
         champion = self._champion(registry, samples, fingerprint)
@@ -269,12 +269,10 @@ class RetrainCycle:
     def repredict(self, version: int, model_path: Path) -> int:
         """Predict the open tasks of every served project with the new model; post them. Returns the count."""
         from active_learning.strategies import create_scorer
-        from active_learning.strategies.serving import scored_predictions
 
         segmenter = FCNSegmenter(self.catalogue, model_path, threads=self.settings.threads)
         segmenter.version = f"{self.settings.model_name}-v{version}"
-        current, score = scored_predictions(lambda: segmenter, create_scorer(self.settings.query_strategy))
-        predictor = Predictor(self.catalogue, current, self.images, score=score)
+        predictor = Predictor(self.catalogue, lambda: segmenter, self.images, create_scorer(self.settings.query_strategy))
         posted = 0
         for project_id in self.projects():
             config = self.client.get_project(project_id)["label_config"]

@@ -17,7 +17,6 @@ from active_learning.pseudonyms import resolve_key
 from active_learning.registry import ModelRegistry
 from active_learning.served_model import ServedModel
 from active_learning.strategies import create_scorer
-from active_learning.strategies.serving import scored_predictions
 from active_learning.training_queue import TrainingQueue
 from label_config import Catalogue, load_catalogue
 from ml_backend.adapter import BackendServices
@@ -115,8 +114,7 @@ def build_services(settings: Settings, catalogue: Catalogue | None = None) -> Ba
     )
     events = EventLog.from_url(settings.resolved_event_log_url)
     images = image_source(settings)
-    segmenter, score = scored_predictions(provider, create_scorer(settings.query_strategy))
-    predictor = Predictor(catalogue=catalogue, segmenter=segmenter, images=images, score=score)
+    predictor = Predictor(catalogue, provider, images, scorer=create_scorer(settings.query_strategy))
     secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
     interactions = InteractionLog(events.engine, resolve_key(secret, settings.data_dir))
     refiner = InteractiveRefiner(catalogue, provider, images, record=interactions.record)

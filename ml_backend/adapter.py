@@ -59,8 +59,14 @@ class ScraiberModel(LabelStudioMLBase):
             raise ValueError("ScraiberModel needs the backend services (built by the entry point)")
         self.services = services
 
-    def predict(self, tasks: list[dict[str, Any]], context: dict[str, Any] | None = None, **kwargs: Any):
-        """Predictions for tasks; with an expert's ``context``, an interactive refinement."""
+    def predict(
+        self,
+        tasks: list[dict[str, Any]],
+        context: dict[str, Any] | None = None,
+        project: int | None = None,
+        **kwargs: Any,
+    ):
+        """Predictions for tasks of ``project``; with an expert's ``context``, an interactive refinement."""
         if context and self.services.refiner is not None and len(tasks) == 1:
             return self.services.refiner.refine(tasks[0], context, self.label_config)
-        return self.services.predictor.predict(tasks, self.label_config)
+        return self.services.predictor.predict(tasks, self.label_config, project)

@@ -73,13 +73,15 @@ def create_app(
             raise BadRequest("'label_config' (the project's labelling config XML) is missing")
         params = body.get("params") if isinstance(body.get("params"), dict) else {}
         context = params.get("context") if isinstance(params.get("context"), dict) else None
+        project = _project_id(body)
         model = ScraiberModel(label_config=label_config, services=services)
-        results = model.predict(tasks, context=context)
-        return jsonify({"results": results, "model_version": services.predictor.model_version})
+        results = model.predict(tasks, context=context, project=project)
+        return jsonify({"results": results, "model_version": services.predictor.model_version(project)})
 
     def setup() -> Response:
-        note_project(_json_body())
-        return jsonify({"model_version": services.predictor.model_version})
+        body = _json_body()
+        note_project(body)
+        return jsonify({"model_version": services.predictor.model_version(_project_id(body))})
 
     def webhook() -> Response:
         body = _json_body()
@@ -96,7 +98,7 @@ def create_app(
         return jsonify({"job": f"start-training-{payload['requested_at']:.0f}"}), 201
 
     def health() -> Response:
-        return jsonify({"status": "UP", "model_version": services.predictor.model_version})
+        return jsonify({"status": "UP", "model_version": services.predictor.model_version()})
 
     def status() -> Response:
         return jsonify(services.status())

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,21 @@ log = logging.getLogger(__name__)
 TASK_ERRORS = (ImageSourceError, BSEReadError, LabelConfigError)
 
 
+class TaskScorer(Protocol):
+    """How informative a task is (``active_learning.strategies`` scorers implement this)."""
+
+    def score(self, image: np.ndarray, segmenter: Segmenter, probs: np.ndarray | None = None) -> float:
+        """Score of one task from its raw image, the segmenter and the probabilities it gave."""
+
+
+class EntropyScore:
+    """The default score: mean normalised entropy of the probabilities (:func:`~ml_backend.uncertainty.task_score`)."""
+
+    def score(self, image: np.ndarray, segmenter: Segmenter, probs: np.ndarray | None = None) -> float:
+        """Mean normalised entropy of ``probs`` (computed if not given)."""
+        return task_score(probs if probs is not None else segmenter.predict_proba(image))
+
+
 @dataclass
 class Predictor:
     """Turns tasks into BrushLabels predictions with the current segmenter.
@@ -36,25 +51,36 @@ class Predictor:
         catalogue: The mineral catalogue the segmenter predicts.
         segmenter: Returns the segmenter to use now (it may change when a new model is promoted).
         images: Where task images are fetched from.
-        score: Task score from class probabilities (default: mean normalised entropy).
+        scorer: Each prediction's ``score`` (default: mean normalised entropy).
+        for_project: Given the served segmenter and a project id, the segmenter for that
+            project (e.g. with the project's fast learner on top); None: the served one everywhere.
     """
 
     catalogue: Catalogue
     segmenter: Callable[[], Segmenter]
     images: ImageSource
-    score: Callable[[np.ndarray], float] = task_score
+    scorer: TaskScorer = field(default_factory=EntropyScore)
+    for_project: Callable[[Segmenter, int], Segmenter] | None = None
 
-    @property
-    def model_version(self) -> str:
-        """Version of the segmenter in use; Label Studio re-asks when it changes."""
-        return self.segmenter().version
+    def current(self, project: int | None = None) -> Segmenter:
+        """The segmenter that predicts for ``project`` now."""
+        segmenter = self.segmenter()
+        if project is not None and self.for_project is not None:
+            return self.for_project(segmenter, project)
+        return segmenter
 
-    def predict(self, tasks: list[dict[str, Any]], label_config: str) -> list[dict[str, Any]]:
+    def model_version(self, project: int | None = None) -> str:
+        """Version of the segmenter in use for ``project``; Label Studio re-asks when it changes."""
+        return self.current(project).version
+
+    def predict(
+        self, tasks: list[dict[str, Any]], label_config: str, project: int | None = None
+    ) -> list[dict[str, Any]]:
         """One prediction per task, in order; a task that fails gets ``{"error": ...}`` instead.
 
         Label Studio stores each dict that has a ``result`` and skips (and logs) the others.
         """
-        segmenter = self.segmenter()
+        segmenter = self.current(project)
         try:
             render, value_key = self._renderer(label_config)
         except LabelConfigError as exc:
@@ -90,7 +116,8 @@ class Predictor:
             raise ImageSourceError(f"task has no data.{value_key} holding the image URL")
         image = self.images.fetch(data[value_key], pixel_size_um=_pixel_size(data))
         probs = segmenter.predict_proba(image.pixels)
-        return {"result": render(image, probs), "score": self.score(probs), "model_version": segmenter.version}
+        score = self.scorer.score(image.pixels, segmenter, probs)
+        return {"result": render(image, probs), "score": score, "model_version": segmenter.version}
 
     @staticmethod
     def _error(task: Any, exc: Exception, version: str) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from label_config import Catalogue
 from ml_backend.brush import rle_to_mask
 from ml_backend.image_source import ImageSource, ImageSourceError
 from ml_backend.label_map import ControlTarget, LabelConfigError, control_target
-from ml_backend.normalise import percentile_range
+from ml_backend.pixel_features import grey_features
 from ml_backend.predictor import TASK_ERRORS, brush_results
 from ml_backend.segmenters.base import Segmenter
 from ml_backend.uncertainty import task_score
@@ -178,23 +178,9 @@ def working_stride(shape: tuple[int, int], max_pixels: int) -> int:
 
 
 def pixel_features(image: np.ndarray, probs: np.ndarray, stride: int) -> np.ndarray:
-    """(F, h, w) float32 features on the grid ``[::stride, ::stride]``: 6 grey-level features, then probs.
-
-    Grey features, from the image normalised to its 0.5-99.5 percentile range: Gaussian
-    smoothing at sigma 1, 2.5 and 6 px, local standard deviation at 2.5 and 6 px, and the
-    gradient magnitude at 2 px. Filters run at full resolution; only the grid is kept.
-    """
-    grey = percentile_range(image).apply(image)
-    grid = (slice(None, None, stride), slice(None, None, stride))
-    fine = ndimage.gaussian_filter(grey, 1.0)
-    out = [fine[grid]]
-    for sigma in (2.5, 6.0):
-        mean = ndimage.gaussian_filter(fine, sigma)
-        square = ndimage.gaussian_filter(fine * fine, sigma)
-        out.append(mean[grid])
-        out.append(np.sqrt(np.maximum(square - mean * mean, 0.0))[grid])
-    out.append(ndimage.gaussian_gradient_magnitude(grey, 2.0)[grid])
-    return np.concatenate([np.stack(out), probs[:, ::stride, ::stride]]).astype(np.float32)
+    """(F, h, w) float32 features on the grid ``[::stride, ::stride]``: 6 grey-level features
+    (:func:`ml_backend.pixel_features.grey_features`), then the model's probabilities."""
+    return np.concatenate([grey_features(image, stride), probs[:, ::stride, ::stride]]).astype(np.float32)
 
 
 def image_state(image: np.ndarray, segmenter: Segmenter, max_work_pixels: int) -> ImageState:

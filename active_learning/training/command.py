@@ -63,13 +63,16 @@ def _run_on_modal(config: TrainConfig, settings):
     show_default=True,
     help="Log to MLflow, register as SCRAIBER_MODEL_NAME and promote if not worse.",
 )
+@click.option("--hold-out", "hold_out", multiple=True,
+              help="Generator family left out of training and validation (repeatable): leave-one-family-out.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
 @click.option("--on", "where", type=click.Choice(["local", "modal"]), default="local", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def train_command(ctx: click.Context, config_file: Path | None, steps: int | None, arch: str | None, seed: int | None,
                   device: str | None, threads: int | None, workers: int | None, checkpoint_dir: Path | None,
-                  out: Path | None, register: bool, resume: bool, where: str, quiet: bool) -> None:  # fmt: skip
+                  out: Path | None, register: bool, hold_out: tuple[str, ...], resume: bool, where: str,
+                  quiet: bool) -> None:  # fmt: skip
     """Train the mineral FCN on synthetic thin sections, validate it, and register it."""
     from active_learning.training.loop import run_training
 
@@ -80,6 +83,8 @@ def train_command(ctx: click.Context, config_file: Path | None, steps: int | Non
     if resume:
         changes["resume"] = True
     config = config.replace(**changes)
+    if hold_out:
+        config = config.without_families(hold_out)
     settings = _settings(ctx, needed=register or where == "modal")
     if where == "modal":
         result = _run_on_modal(config, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ TRAINING_SYNTH: dict[str, Any] = {
 
 SCHEDULES = ("cosine", "constant")
 
+#: Generator families of the shipped model, equally weighted (``ml_backend.synthetic.families``).
+TRAINING_FAMILIES: dict[str, float] = {"porphyritic": 1.0, "vitrophyric": 1.0, "intergranular": 1.0}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -56,11 +60,21 @@ class TrainConfig:
             frequencies of the validation set, normalised to mean 1.
         seed: Seed of the training batches (and the network's initialisation).
         val_seed, val_sections, val_size: The fixed validation set: sections ``val_seed + k``
-            of the realistic (default) synthetic config.
+            of each validation family (the realistic defaults of each).
+        val_families: Families of the validation set (None: those of ``families``); a family
+            held out for testing must not be here, or checkpoints are chosen on it.
         val_every: Steps between validations (and checkpoints).
         patience: Validations without an mIoU gain of more than ``min_delta`` before
             stopping early; 0 never stops early.
-        synth: ``SynthConfig`` overrides for training sections (domain randomisation).
+        families: Generator families drawn for training, name -> relative weight.
+        synth: ``SynthConfig`` overrides for ``porphyritic`` training sections (domain randomisation).
+        section_pool: 0: a fresh seed for every section drawn; N: sections come from the first
+            N seeds of each family (a finite pool, cached in ``pool_dir``: generation is then
+            paid once).
+        pool_dir: Cache folder of pooled sections (None: no cache).
+        intensity_augment: Generator-independent augmentations of whole sections (response
+            curves, gamma, shading, blur, noise, scan lines, quantisation, scale:
+            :class:`~active_learning.training.augment.IntensityAugment`).
         harvest_ratio: Share of each batch taken from harvested labels when some are given.
         augment: Random flips and 90-degree rotations.
         intensity_jitter: Random gain and offset (fractions of the grey range) after normalisation.
@@ -98,7 +112,12 @@ class TrainConfig:
     val_every: int = 100
     patience: int = 10
     min_delta: float = 0.0
+    families: dict[str, float] = field(default_factory=lambda: dict(TRAINING_FAMILIES))
+    val_families: tuple[str, ...] | None = None
     synth: dict[str, Any] = field(default_factory=lambda: dict(TRAINING_SYNTH))
+    section_pool: int = 0
+    pool_dir: str | None = None
+    intensity_augment: bool = True
     harvest_ratio: float = 0.0
     augment: bool = True
     intensity_jitter: float = 0.05
@@ -158,6 +177,34 @@ class TrainConfig:
         if self.threads < 0 or self.workers < 0 or self.seed < 0 or self.val_seed < 0:
             raise ValueError("training config: threads, workers and seeds must be >= 0")
         self.synth_config()  # validates the overrides
+        from ml_backend.synthetic.families import family_names  # light: the registry only
+
+        known = family_names()
+        named = list(self.families) + list(self.val_families or ())
+        unknown = sorted(set(named) - set(known))
+        if unknown:
+            raise ValueError(f"training config: unknown generator families {unknown}; valid families: {', '.join(known)}")
+        if not self.families or min(self.families.values()) < 0 or sum(self.families.values()) <= 0:
+            raise ValueError(f"training config: families needs non-negative weights, some positive; got {self.families!r}")
+        if self.section_pool < 0:
+            raise ValueError(f"training config: section_pool must be >= 0, got {self.section_pool}")
+
+    def without_families(self, names: Iterable[str]) -> TrainConfig:
+        """This config with the families ``names`` left out of training and validation.
+
+        Raises:
+            ValueError: for an unknown family, or when no family would be left.
+        """
+        names = set(names)
+        unknown = sorted(names - set(self.families))
+        if unknown:
+            raise ValueError(f"cannot hold out {unknown}: the config trains on {sorted(self.families)}")
+        families = {name: weight for name, weight in self.families.items() if name not in names}
+        return self.replace(families=families, val_families=tuple(n for n in self.validation_families() if n not in names))
+
+    def validation_families(self) -> tuple[str, ...]:
+        """Families of the fixed validation set."""
+        return tuple(self.val_families) if self.val_families is not None else tuple(sorted(self.families))
 
     def synth_config(self) -> SynthConfig:
         """The ``SynthConfig`` training sections are drawn from."""
@@ -185,7 +232,7 @@ class TrainConfig:
                 f"{source}: unknown training config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
             )
         values = dict(data)
-        for name in ("class_weights", "percentiles"):
+        for name in ("class_weights", "percentiles", "val_families"):
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
         if "synth" in values:

@@ -1,9 +1,11 @@
-"""Training batches: synthetic thin sections drawn on the fly, optionally mixed with harvested labels.
+"""Training batches: synthetic thin sections of several generator families, optionally mixed with harvested labels.
 
-Batch ``k`` is a pure function of ``(config.seed, k)``: its sections, crops, augmentations
-and mix are drawn from ``numpy.random.default_rng([seed, k])``. So the data stream needs
-no state to checkpoint, any number of loader workers gives the same batches, and a resumed
-run sees exactly the batches it would have seen.
+Batch ``k`` is a pure function of ``(config.seed, k)``: its families, sections, crops,
+augmentations and mix are drawn from ``numpy.random.default_rng([seed, k])``. So the data
+stream needs no state to checkpoint, any number of loader workers gives the same batches,
+and a resumed run sees exactly the batches it would have seen. With ``section_pool`` the
+sections come from a finite pool of seeds per family, cached on disk (the same arrays the
+generator would draw, so still a pure function of the step).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from active_learning.training.augment import IntensityAugment, pad_to
 from active_learning.training.config import TrainConfig
+from active_learning.training.sections import SectionSource
 from label_config.catalogue import IGNORE_INDEX, Catalogue
 from ml_backend.fcn.model_config import INPUT_SCALE, FCNConfig, network_input
 from ml_backend.normalise import IntensityRange, percentile_range
-from ml_backend.synthetic import generate_section
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ class TrainingBatches(torch.utils.data.Dataset):
     ) -> None:
         self.config = config
         self.catalogue = catalogue
-        self.synth = config.synth_config()
+        self.sections = SectionSource(config, catalogue)
+        self.intensity_augment = IntensityAugment() if config.intensity_augment else None
         self.harvested = list(harvested or ())
         self.inputs = FCNConfig.for_architecture(config.arch, catalogue.names, percentiles=config.percentiles)
 
@@ -100,13 +104,16 @@ class TrainingBatches(torch.utils.data.Dataset):
         images, labels, weights = [], [], []
         n_synth = cfg.batch_size - n_harvest
         while len(images) < n_synth:
-            section = generate_section(cfg.section_size, int(rng.integers(2**31)), self.synth, self.catalogue)
-            intensity = self.inputs.intensity(section.image)
+            image, classes = self.sections.draw(rng)
+            if self.intensity_augment is not None:
+                grey = self.inputs.intensity(image).apply(image)
+                image, classes = pad_to(*self.intensity_augment.apply(rng, grey, classes), cfg.patch)
+            intensity = self.inputs.intensity(image)
             for _ in range(min(cfg.patches_per_section, n_synth - len(images))):
-                window = _crop(rng, section.image.shape, cfg.patch)
-                images.append(network_input(section.image[window], intensity))
-                labels.append(section.classes[window])
-                weights.append(np.ones((cfg.patch, cfg.patch), np.float32))
+                window = _crop(rng, image.shape, cfg.patch)
+                images.append(network_input(image[window], intensity))
+                labels.append(classes[window])
+                weights.append((classes[window] != IGNORE_INDEX).astype(np.float32))
         for _ in range(n_harvest):
             sample = self.harvested[int(rng.integers(len(self.harvested)))]
             intensity = sample.intensity or percentile_range(sample.image, *cfg.percentiles)

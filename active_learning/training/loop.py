@@ -28,14 +28,15 @@ from active_learning.training.validation import (
     Evaluation,
     ValidationSample,
     class_frequencies,
-    confusion_matrix,
     evaluation,
     validation_set,
 )
 from label_config.catalogue import Catalogue, load_catalogue
 from ml_backend.fcn.model_config import FCNConfig
 from ml_backend.fcn.model_files import load_fcn, save_fcn
+from ml_backend.fcn.runtime import cpu_has_bf16
 from ml_backend.fcn.segmenter import FCNPredictor, available_cores, resolve_device
+from ml_backend.metrics import confusion_matrix
 
 if TYPE_CHECKING:
     from ml_backend.settings import Settings
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Fields that decide which batches a run sees: a resumed run must agree on them.
-_DATA_FIELDS = ("arch", "seed", "batch_size", "patch", "section_size", "patches_per_section", "synth",
-                "harvest_ratio", "augment", "intensity_jitter", "val_seed", "val_sections", "val_size")  # fmt: skip
+_DATA_FIELDS = ("arch", "seed", "batch_size", "patch", "section_size", "patches_per_section", "synth", "families",
+                "section_pool", "intensity_augment", "harvest_ratio", "augment", "intensity_jitter", "val_seed",
+                "val_sections", "val_size", "val_families")  # fmt: skip
 
 
 @dataclass
@@ -227,14 +229,14 @@ def run_training(
     if config.init_from:
         _load_initial_weights(network, model_config, config.init_from)
     val_samples, val_hashes, fingerprint = validation_set(
-        catalogue, config.val_seed, config.val_sections, config.val_size, validation_extra
+        catalogue, config.val_seed, config.val_sections, config.val_size, validation_extra, config.validation_families()
     )
     weights = list(config.class_weights) if config.class_weights else default_class_weights(val_samples, len(catalogue))
     criterion = SegmentationLoss(len(catalogue), weights, config.ce_weight, config.dice_weight, config.focal_gamma).to(
         device
     )
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    use_amp = config.amp and (device.type == "cuda" or torch.backends.mkldnn.is_available() and _cpu_has_bf16())
+    use_amp = config.amp and (device.type == "cuda" or torch.backends.mkldnn.is_available() and cpu_has_bf16())
 
     directory = _checkpoint_dir(config, settings)
     state = TrainState()
@@ -357,8 +359,3 @@ def _best_state(directory: Path, state: TrainState) -> dict[str, torch.Tensor] |
     if state.best_step < 0 or not (directory / "best").is_dir():
         return None
     return load_fcn(directory / "best").state_dict
-
-
-def _cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 / AMX); emulated bf16 is slower."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -27,7 +27,8 @@ import numpy as np
 
 from active_learning.fingerprints import fingerprint
 from label_config.catalogue import IGNORE_INDEX, Catalogue
-from ml_backend.synthetic import generate_section
+from ml_backend.metrics import class_iou, mean_iou
+from ml_backend.synthetic.families import generate_field
 
 SCORE_RULE = "expert mIoU, synthetic mIoU as a guard"
 
@@ -52,33 +53,17 @@ class ValidationSample:
         return digest.hexdigest()
 
 
-def synthetic_validation_set(catalogue: Catalogue, seed: int, n: int, size: int) -> list[ValidationSample]:
-    """Sections ``seed .. seed + n - 1`` of side ``size`` from the default synthetic config."""
+def synthetic_validation_set(
+    catalogue: Catalogue, seed: int, n: int, size: int, families: Iterable[str] = ("porphyritic",)
+) -> list[ValidationSample]:
+    """Fields ``seed .. seed + n - 1`` of side ``size`` of each family, with each family's realistic defaults."""
     samples = []
-    for k in range(n):
-        section = generate_section(size, seed + k, catalogue=catalogue)
-        samples.append(ValidationSample(f"synth-{seed + k}-{size}", section.image, section.classes, synthetic=True))
+    for family in families:
+        for k in range(n):
+            section = generate_field(family, size, seed + k, catalogue)
+            name = "synth" if family == "porphyritic" else family  # porphyritic ids predate the families
+            samples.append(ValidationSample(f"{name}-{seed + k}-{size}", section.image, section.classes, synthetic=True))
     return samples
-
-
-def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
-    """(C, C) int64 counts, rows = truth, columns = prediction; ``IGNORE_INDEX`` pixels skipped."""
-    keep = truth != IGNORE_INDEX
-    index = truth[keep].astype(np.int64) * n_classes + predicted[keep].astype(np.int64)
-    return np.bincount(index, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-
-
-def class_iou(confusion: np.ndarray, names: Iterable[str]) -> dict[str, float]:
-    """IoU per class name; NaN for a class absent from both truth and prediction."""
-    tp = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
-    return {name: (float(tp[i] / union[i]) if union[i] else math.nan) for i, name in enumerate(names)}
-
-
-def mean_iou(iou: Mapping[str, float]) -> float:
-    """Mean over the classes with a finite IoU."""
-    finite = [value for value in iou.values() if not math.isnan(value)]
-    return float(np.mean(finite)) if finite else math.nan
 
 
 @dataclass(frozen=True)
@@ -123,14 +108,19 @@ def class_frequencies(samples: Iterable[ValidationSample], n_classes: int) -> np
 
 
 def validation_set(
-    catalogue: Catalogue, seed: int, n: int, size: int, extra: Iterable[ValidationSample] = ()
+    catalogue: Catalogue,
+    seed: int,
+    n: int,
+    size: int,
+    extra: Iterable[ValidationSample] = (),
+    families: Iterable[str] = ("porphyritic",),
 ) -> tuple[list[ValidationSample], dict[str, str], str]:
-    """The fixed synthetic sections plus ``extra`` (held-out expert labels): samples, id -> hash, fingerprint.
+    """The fixed synthetic fields (``n`` per family) plus ``extra`` (held-out expert labels): samples, id -> hash, fingerprint.
 
     Two evaluations are comparable (for the champion rule) only on the same fingerprint; a
     set with expert labels also fingerprints its score rule (scores of older rules differ).
     """
-    samples = synthetic_validation_set(catalogue, seed, n, size) + list(extra)
+    samples = synthetic_validation_set(catalogue, seed, n, size, families) + list(extra)
     hashes = {sample.id: sample.content_hash() for sample in samples}
     rule = {"score": SCORE_RULE} if any(not sample.synthetic for sample in samples) else {}
     return samples, hashes, fingerprint(hashes | rule)

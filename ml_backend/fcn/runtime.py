@@ -67,6 +67,40 @@ def torch_runner(network: torch.nn.Module, device: torch.device, runtime: str = 
     return run
 
 
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 / AMX); emulated bf16 is slower."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def feature_runner(network: torch.nn.Module, device: torch.device) -> Runner:
+    """A runner returning class probabilities and the decoder's last feature maps, stacked on channels.
+
+    Output ``(B, C + D, h, w)``: ``C`` softmax probabilities, then the ``D`` channels the
+    segmentation head reads (smp networks' ``segmentation_head`` input): what the network
+    "sees" at each pixel, for a pixel classifier on top of it (the fast learner). Runs in
+    bfloat16 autocast where the hardware has it (measured on a 2-core AVX-512-BF16 CPU,
+    shipped U-Net, 1024 x 1024 px: 1.1 s against 2.9 s channels-last fp32).
+    """
+    network.eval().to(device=device, memory_format=torch.channels_last)
+    autocast = device.type == "cuda" or cpu_has_bf16()
+    captured: list[torch.Tensor] = []
+    network.segmentation_head.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0]))
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        padded, h, w = _pad_to_stride(np.asarray(batch, dtype=np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(padded)).unsqueeze(1).to(device)
+        captured.clear()
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = network(x.contiguous(memory_format=torch.channels_last))
+        features = captured.pop()
+        if features.shape[-2:] != logits.shape[-2:]:  # heads that upsample (DeepLabV3+): follow them
+            features = torch.nn.functional.interpolate(features, size=logits.shape[-2:], mode="bilinear")
+        out = torch.cat([torch.softmax(logits.float(), dim=1), features.float()], dim=1)[:, :, :h, :w]
+        return out.cpu().numpy()
+
+    return run
+
+
 class _Softmax(torch.nn.Module):
     def __init__(self, network: torch.nn.Module) -> None:
         super().__init__()

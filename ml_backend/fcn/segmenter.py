@@ -12,6 +12,7 @@ probabilities in memory and writes uint8 classes.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 from label_config.catalogue import Catalogue
 from ml_backend.fcn.model_config import FCNConfig, network_input
 from ml_backend.fcn.model_files import load_fcn, shipped_model_path
-from ml_backend.fcn.runtime import check_runtime, export_onnx, onnx_runner, quantise_onnx, torch_runner
+from ml_backend.fcn.runtime import check_runtime, export_onnx, feature_runner, onnx_runner, quantise_onnx, torch_runner
 from ml_backend.normalise import IntensityRange
 from ml_backend.segmenters.base import Segmenter
 from ml_backend.tiling import predict_tiled
@@ -237,6 +238,8 @@ class FCNSegmenter(Segmenter):
         self.predictor = FCNPredictor(
             loaded.network(), loaded.config, device, runtime, threads, batch_size, tile, overlap, halo, loaded.sha256
         )
+        self._features: Callable[[np.ndarray], np.ndarray] | None = None
+        self._features_lock = threading.Lock()
 
     def predict_proba(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
         """float32 (C, H, W) class probabilities of a raw grey image, summing to 1 over C."""
@@ -247,6 +250,27 @@ class FCNSegmenter(Segmenter):
         """uint8 (H, W) classes, holding probabilities one band of tiles at a time."""
         self._validate_inputs(image)
         return segment_array_tiles(self, image, progress=progress)
+
+    def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities ``(C, H, W)`` and the decoder's feature maps ``(D, H, W)`` of a raw image.
+
+        Runs the network in eager torch (the feature maps are not in the int8 ONNX model), tiled
+        and blended like :meth:`predict_proba`; built on first use.
+        """
+        self._validate_inputs(image)
+        p = self.predictor
+        with self._features_lock:
+            if self._features is None:
+                self._features = feature_runner(load_fcn(self.model_path).network(), p.device)
+            run = self._features
+        intensity = p.config.intensity(image)
+        n_classes = len(p.config.classes)
+        probe = run(network_input(np.zeros((1, 32, 32), np.float32), intensity))
+        stacked = predict_tiled(
+            lambda batch: run(network_input(np.asarray(batch), intensity)), image, probe.shape[1],
+            tile=p.tile, overlap=p.overlap, halo=p.halo, batch_size=p.batch_size,
+        )  # fmt: skip
+        return stacked[:n_classes], stacked[n_classes:]
 
     def predict_proba_samples(self, image: np.ndarray, n: int, dropout: float = 0.2, seed: int = 0) -> np.ndarray:
         """(n, C, H, W) float32 probabilities of ``n`` Monte Carlo dropout passes (``ml_backend.fcn.mc_dropout``)."""

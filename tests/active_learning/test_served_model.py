@@ -82,6 +82,6 @@ def test_unreachable_registry_keeps_serving(tmp_path):
 def test_backend_reports_the_champion_version_to_label_studio(tmp_path):
     settings = Settings(SCRAIBER_DATA_DIR=tmp_path, SCRAIBER_DEMO=True, SCRAIBER_MODEL_POLL_SECONDS=0)
     services = build_services(settings)
-    before = services.predictor.model_version
+    before = services.predictor.model_version()
     version = _register(settings, 1.0, 0.7)
-    assert services.predictor.model_version == f"scraiber-minerals-v{version}" != before
+    assert services.predictor.model_version() == f"scraiber-minerals-v{version}" != before

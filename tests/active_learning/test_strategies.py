@@ -11,7 +11,6 @@ from active_learning.strategies import ScoredTask, create_scorer, create_selecto
 from active_learning.strategies.features import feature_names, task_features
 from active_learning.strategies.mc_dropout import mutual_information_map
 from active_learning.strategies.scoring import score_tasks
-from active_learning.strategies.serving import ScoreMemo, scored_predictions
 from active_learning.strategies.store import ScoreRow, ScoreStore
 from label_config import load_catalogue
 from ml_backend.segmenters.base import Segmenter
@@ -227,14 +226,3 @@ def test_scoring_pass_predicts_once_per_task_and_stores_every_strategy(tmp_path)
     assert len(stored[0].features) == 6 + 8 + 1
 
 
-def test_scored_predictions_hand_the_scorer_value_to_the_predictor():
-    segmenter = Fixed(uniform(h=4, w=4))
-    wrapped, score = scored_predictions(lambda: segmenter, create_scorer("random", seed=4))
-    image = np.full((4, 4), 7, np.uint16)
-    probs = wrapped().predict_proba(image)
-    assert wrapped().version == "fixed-1" and segmenter.calls == 1
-    assert score(probs) == create_scorer("random", seed=4).score(image, segmenter)
-    with pytest.raises(LookupError):
-        score(probs)  # used up
-    with pytest.raises(LookupError):
-        ScoreMemo().pop(uniform())

@@ -112,7 +112,14 @@ def test_config_errors_name_the_problem(tmp_path):
 
 def test_shipped_config_file_is_valid():
     config = TrainConfig.from_file(Path(__file__).parents[2] / "active_learning" / "training" / "minerals.toml")
-    assert config.val_sections == 8 and config.val_size == 512 and config.val_seed == 1_000_000
+    assert config.val_sections == 4 and config.val_size == 512 and config.val_seed == 1_000_000
+    assert set(config.families) == {"porphyritic", "vitrophyric", "intergranular"} and config.intensity_augment
+    held = config.without_families(["vitrophyric"])
+    assert set(held.families) == set(held.validation_families()) == {"porphyritic", "intergranular"}
+    with pytest.raises(ValueError, match="cannot hold out"):
+        held.without_families(["vitrophyric"])
+    with pytest.raises(ValueError, match="unknown generator families"):
+        config.replace(families={"basalt-x": 1.0})
 
 
 def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):
@@ -280,7 +287,8 @@ def test_training_picks_checkpoints_on_the_expert_score(tmp_path):
     result = run_training(tiny(tmp_path, steps=4, val_every=2), None, register=False, progress=False,
                           validation_extra=[expert])  # fmt: skip
     loaded = load_fcn(result.model_path)
-    synthetic = evaluate(loaded.network(), loaded.config, synthetic_validation_set(CAT, 1_000_000, 1, 64), CPU)
+    fields = synthetic_validation_set(CAT, 1_000_000, 1, 64, tiny(tmp_path).validation_families())
+    synthetic = evaluate(loaded.network(), loaded.config, fields, CPU)
     expert_only = evaluate(loaded.network(), loaded.config, [expert], CPU)
     assert result.val_miou == pytest.approx(expert_only.expert_miou, abs=1e-6)
     assert result.val_synthetic_miou == pytest.approx(synthetic.score, abs=1e-6)

@@ -234,7 +234,8 @@ def test_segment_command_with_fcn(small_model, tmp_path):
 @pytest.mark.slow
 def test_shipped_model_reaches_the_stated_iou():
     """The shipped model on the fixed synthetic validation set of its training (CPU, default runtime)."""
-    from active_learning.training.validation import class_iou, confusion_matrix, synthetic_validation_set
+    from active_learning.training.validation import synthetic_validation_set
+    from ml_backend.metrics import class_iou, confusion_matrix
 
     segmenter = FCNSegmenter(CAT, device="cpu")
     confusion = np.zeros((len(CAT), len(CAT)), np.int64)
