@@ -47,6 +47,7 @@ import torch
 
 from active_learning.harvest_log import LABEL, HarvestLog, HarvestRecord
 from active_learning.registry import ModelRegistry
+from active_learning.repredict import repredict_open_tasks
 from active_learning.store import ArtefactStore
 from active_learning.tracking import start_run
 from active_learning.training import HarvestedSample, TrainConfig, run_training
@@ -273,16 +274,7 @@ class RetrainCycle:
         segmenter = FCNSegmenter(self.catalogue, model_path, threads=self.settings.threads)
         segmenter.version = f"{self.settings.model_name}-v{version}"
         predictor = Predictor(self.catalogue, lambda: segmenter, self.images, create_scorer(self.settings.query_strategy))
-        posted = 0
-        for project_id in self.projects():
-            config = self.client.get_project(project_id)["label_config"]
-            open_tasks = [t for t in self.client.list_tasks(project_id) if not t.get("total_annotations")]
-            for task, prediction in zip(open_tasks, predictor.predict(open_tasks, config)):
-                if "result" in prediction:
-                    self.client.create_prediction(task["id"], prediction["result"], prediction["score"],
-                                                  prediction["model_version"])  # fmt: skip
-                    posted += 1
-        return posted
+        return sum(repredict_open_tasks(self.client, predictor, project) for project in self.projects())
 
 
 class RetrainScheduler:

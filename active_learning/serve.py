@@ -11,10 +11,12 @@ from typing import Any
 from flask import Flask
 
 from active_learning.event_log import DONE, FAILED, IGNORED, PENDING, PROCESSING, EventLog
+from active_learning.fast_learning import ProjectLearners
 from active_learning.harvest_log import HarvestLog
 from active_learning.interaction_log import InteractionLog
 from active_learning.pseudonyms import resolve_key
 from active_learning.registry import ModelRegistry
+from active_learning.store import open_store
 from active_learning.served_model import ServedModel
 from active_learning.strategies import create_scorer
 from active_learning.training_queue import TrainingQueue
@@ -114,7 +116,8 @@ def build_services(settings: Settings, catalogue: Catalogue | None = None) -> Ba
     )
     events = EventLog.from_url(settings.resolved_event_log_url)
     images = image_source(settings)
-    predictor = Predictor(catalogue, provider, images, scorer=create_scorer(settings.query_strategy))
+    learners = ProjectLearners(open_store(settings.resolved_artefact_uri, settings)) if settings.fast_learner else None
+    predictor = Predictor(catalogue, provider, images, create_scorer(settings.query_strategy), for_project=learners)
     secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
     interactions = InteractionLog(events.engine, resolve_key(secret, settings.data_dir))
     refiner = InteractiveRefiner(catalogue, provider, images, record=interactions.record)

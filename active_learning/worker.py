@@ -138,6 +138,7 @@ class Worker:
         poll_seconds: Sleep when there is nothing to do.
         stale_after: Seconds after which an event claimed by another lease holder is taken back.
         max_backoff: Longest pause after repeated transient failures.
+        on_handled: Called after each successfully handled event (e.g. wakes the fast learner).
     """
 
     def __init__(
@@ -152,6 +153,7 @@ class Worker:
         poll_seconds: float = 0.5,
         stale_after: float = 900.0,
         max_backoff: float = 60.0,
+        on_handled: Callable[[], None] | None = None,
     ) -> None:
         self.events = events
         self.harvester = harvester
@@ -163,6 +165,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.stale_after = stale_after
         self.max_backoff = max_backoff
+        self.on_handled = on_handled
         self._failures = 0
         self._paused_until = 0.0
         self._acquired_at = time.time()
@@ -230,6 +233,8 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - the loop must survive any failure; it is logged and retried
             self._failed(exc, "reconciliation")
             return False
+        if self.on_handled is not None:
+            self.on_handled()
         return True
 
     def handle(self, event: Event) -> None:
@@ -242,6 +247,8 @@ class Worker:
         else:
             self.events.complete(event.id)
             self._failures = 0
+            if self.on_handled is not None:
+                self.on_handled()
 
     def dispatch(self, event: Event) -> None:
         """Do what an event asks (see the module docstring).
@@ -371,11 +378,16 @@ def worker_command(ctx: click.Context, parent_pid: int | None) -> None:
 
     from active_learning.retrain import RetrainScheduler, build_cycle
 
+    from active_learning.fast_learning import build_fast_learning
+
     settings = settings_from(ctx)
     worker = build_worker(settings)
     stop = threading.Event()
     scheduler = RetrainScheduler(build_cycle(settings, worker))
     threading.Thread(target=scheduler.run, args=(stop,), name="retrain", daemon=True).start()
+    learning = build_fast_learning(settings, worker)
+    worker.on_handled = learning.wake.set
+    threading.Thread(target=learning.run, args=(stop,), name="fast-learner", daemon=True).start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     if parent_pid is not None:

@@ -18,6 +18,7 @@ from ml_backend.brush import mask_to_rle
 from ml_backend.bse_io import BSEImage, BSEReadError
 from ml_backend.crystal_results import crystal_results, crystal_target
 from ml_backend.image_source import ImageSource, ImageSourceError
+from ml_backend.ladder import check_ladder
 from ml_backend.label_map import ControlTarget, LabelConfigError, control_target
 from ml_backend.segmenters.base import Segmenter
 from ml_backend.uncertainty import task_score
@@ -117,7 +118,16 @@ class Predictor:
         image = self.images.fetch(data[value_key], pixel_size_um=_pixel_size(data))
         probs = segmenter.predict_proba(image.pixels)
         score = self.scorer.score(image.pixels, segmenter, probs)
-        return {"result": render(image, probs), "score": score, "model_version": segmenter.version}
+        results = render(image, probs)
+        ladder = check_ladder(image.pixels, np.argmax(probs, axis=0), self.catalogue)
+        if not ladder.consistent:
+            log.info("task %s: %s", task.get("id"), ladder.message())
+            doubtful = {self.catalogue.index_of(name) for pair in ladder.violations for name in pair}
+            for region in results:  # shown with the region in the editor (labels may be synonyms)
+                labels = region.get("value", {}).get("brushlabels", ())
+                if {self.catalogue.index_of(label) for label in labels} & doubtful:
+                    region["meta"] = {"text": [ladder.message()]}
+        return {"result": results, "score": score, "model_version": segmenter.version}
 
     @staticmethod
     def _error(task: Any, exc: Exception, version: str) -> dict[str, Any]:

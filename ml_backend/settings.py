@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     train_on: str = Field("local", validation_alias=_env("SCRAIBER_TRAIN_ON"))
     reconcile_seconds: float = Field(300.0, validation_alias=_env("SCRAIBER_RECONCILE_SECONDS"))
     query_strategy: str = Field("entropy", validation_alias=_env("SCRAIBER_QUERY_STRATEGY"))
+    fast_learner: bool = Field(True, validation_alias=_env("SCRAIBER_FAST_LEARNER"),
+                               description="per-project pixel classifier on the FCN, refitted after every submission")
     pseudonym_key: SecretStr | None = Field(None, validation_alias=_env("SCRAIBER_PSEUDONYM_KEY"))
 
     # Training on Modal

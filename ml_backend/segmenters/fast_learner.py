@@ -10,7 +10,9 @@ every open task at once.
 
 Classes the expert has not painted yet in the project stay with the FCN: where the FCN puts
 probability on an untaught class, that share is kept, and the classifier splits the rest
-among the taught classes.
+among the taught classes. The forest is then stacked with the FCN's own probabilities,
+weighted by how well each did on pixels the forest did not train on, so a good FCN is
+not made worse by a forest fitted on one or two tiles (:class:`PixelClassifier`).
 
     samples = sample_pixels(features, label, confidence, rng)     # per corrected image
     learner = FastLearnerSegmenter(base, PixelClassifier.fit(samples), version)
@@ -20,12 +22,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
+from scipy import ndimage
+from scipy.optimize import minimize
 from sklearn.ensemble import ExtraTreesClassifier
 
 from label_config.catalogue import IGNORE_INDEX
 from ml_backend.pixel_features import grey_features
 from ml_backend.segmenters.base import Segmenter
+
+_FLOOR = 1e-4  # probabilities are floored before logs: no class is ever impossible
+_BIAS_L2 = 1e-3
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,9 @@ class FastLearnerConfig:
         n_estimators, max_depth, min_samples_leaf: The ExtraTrees classifier.
         n_jobs: Threads for fitting and prediction.
         seed: Seed of the pixel sample and the classifier.
+        max_forest_pixels: The forest predicts on a grid of at most this many pixels (every
+            2nd pixel of a 1024 px image) and its probabilities are interpolated; the FCN's
+            own probabilities, stacked with them, keep full resolution.
     """
 
     per_class: int = 2000
@@ -47,6 +59,7 @@ class FastLearnerConfig:
     min_samples_leaf: int = 2
     n_jobs: int = 2
     seed: int = 0
+    max_forest_pixels: int = 262_144
 
     def __post_init__(self) -> None:
         if min(self.per_class, self.n_estimators, self.max_depth, self.min_samples_leaf, self.n_jobs) < 1:
@@ -147,19 +160,31 @@ def sample_pixels(
 
 
 class PixelClassifier:
-    """An ExtraTrees classifier over pixel features, for the classes present in its training pixels.
+    """ExtraTrees on pixel features, stacked with the base model's own probabilities.
+
+    The forest learns the expert's classes from the pixel features; it cannot say how far
+    to trust itself against the FCN. So the two are combined as
+    ``softmax(a * log p_forest + b * log p_base + bias)``, with ``a``, ``b`` and one bias per
+    class fitted on the forest's *out-of-bag* probabilities of the training pixels (pixels a
+    tree never saw): where the FCN was already right the fit keeps ``b`` high and the forest
+    cannot make things worse, where it was wrong ``a`` grows. The forest's probabilities of
+    classes it was never taught are the base model's (see :func:`extend`).
 
     Use :meth:`fit`; the result is deterministic for the same samples and config, so any
     process can refit it from stored samples (no pickled model is ever stored or loaded).
     """
 
-    def __init__(self, model: ExtraTreesClassifier, n_classes: int) -> None:
+    def __init__(self, model: ExtraTreesClassifier, n_classes: int, base: slice, weights: np.ndarray) -> None:
         self.model = model
         self.n_classes = n_classes
+        self.base = base
+        self.weights = weights  # a, b, then one bias per class
         self.taught = np.asarray(model.classes_, dtype=np.int64)
 
     @classmethod
-    def fit(cls, samples: PixelSamples, n_classes: int, config: FastLearnerConfig | None = None) -> PixelClassifier:
+    def fit(
+        cls, samples: PixelSamples, n_classes: int, config: FastLearnerConfig | None = None
+    ) -> PixelClassifier:
         """Fit on ``samples`` (classes are catalogue indices below ``n_classes``).
 
         Raises:
@@ -172,25 +197,111 @@ class PixelClassifier:
             raise ValueError(f"pixel labels must lie in [0, {n_classes}), got {int(samples.labels.max())}")
         model = ExtraTreesClassifier(
             n_estimators=config.n_estimators, max_depth=config.max_depth, min_samples_leaf=config.min_samples_leaf,
-            max_features="sqrt", n_jobs=config.n_jobs, random_state=config.seed,
+            max_features="sqrt", bootstrap=True, oob_score=True, n_jobs=config.n_jobs, random_state=config.seed,
         )  # fmt: skip
-        model.fit(samples.features, samples.labels, sample_weight=samples.weights)
-        return cls(model, n_classes)
+        with warnings.catch_warnings():  # "some inputs do not have OOB scores": those rows are left out below
+            warnings.simplefilter("ignore", UserWarning)
+            model.fit(samples.features, samples.labels, sample_weight=samples.weights)
+        base = base_columns(config, n_classes)
+        oob = model.oob_decision_function_
+        seen = np.isfinite(oob).all(axis=1)
+        oob = smooth_votes(oob[seen].T, config.n_estimators * np.exp(-1.0))  # a pixel is out of bag in 1/e of the trees
+        forest = extend(oob, samples.features[seen][:, base].T, np.asarray(model.classes_), n_classes)
+        weights = stack_weights(forest, samples.features[seen][:, base].T, samples.labels[seen], samples.weights[seen])
+        return cls(model, n_classes, base, weights)
 
-    def predict_proba(self, features: np.ndarray, base: np.ndarray) -> np.ndarray:
-        """(C, H, W) probabilities from (F, H, W) features, with the base model's ``(C, H, W)`` for untaught classes.
+    def predict_proba(self, features: np.ndarray, stride: int = 1) -> np.ndarray:
+        """(C, H, W) stacked probabilities from (F, H, W) features (the base probabilities among them).
 
-        The base keeps its probability of every class this classifier was not taught; the
-        classifier shares the rest among the taught ones.
+        With ``stride > 1`` the forest predicts on the grid ``[::stride, ::stride]`` and its
+        probabilities are interpolated back to full resolution.
         """
         f, h, w = features.shape
-        learnt = self.model.predict_proba(features.reshape(f, -1).T).T.reshape(len(self.taught), h, w)
-        untaught = np.setdiff1d(np.arange(self.n_classes), self.taught)
-        out = np.zeros((self.n_classes, h, w), np.float32)
-        out[untaught] = base[untaught]
-        kept = 1.0 - out.sum(axis=0) if len(untaught) else 1.0
-        out[self.taught] = learnt * kept
-        return out
+        grid = features[:, ::stride, ::stride]
+        votes = smooth_votes(self.model.predict_proba(grid.reshape(f, -1).T).T, len(self.model.estimators_))
+        votes = votes.reshape(len(self.taught), *grid.shape[1:])
+        if stride > 1:
+            votes = np.stack([_upsample(v, (h, w)) for v in votes])
+        base = features[self.base].reshape(self.n_classes, -1)
+        forest = extend(votes.reshape(len(self.taught), -1), base, self.taught, self.n_classes)
+        return combine(forest, base, self.weights).reshape(self.n_classes, h, w)
+
+
+def _upsample(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear interpolation of a coarse grid (pixel centres ``stride`` apart) to ``shape``."""
+    zoom = (shape[0] / grid.shape[0], shape[1] / grid.shape[1])
+    return ndimage.zoom(grid, zoom, order=1, mode="nearest", grid_mode=True)[: shape[0], : shape[1]]
+
+
+def base_columns(config: FastLearnerConfig, n_classes: int) -> slice:
+    """Where :func:`learner_features` puts the base model's probabilities."""
+    start = 2 + 2 * len(config.scales)
+    return slice(start, start + n_classes)
+
+
+def smooth_votes(probs: np.ndarray, trees: float, prior: float = 0.5) -> np.ndarray:
+    """Forest probabilities with ``prior`` pseudo-votes per class (of ``trees`` votes), so no class is 0 or 1.
+
+    Out-of-bag probabilities come from about a third of the trees and are coarser than the
+    whole forest's; smoothing both by their number of votes puts them on one scale before logs.
+    """
+    k = probs.shape[0]
+    return ((probs * trees + prior) / (trees + prior * k)).astype(np.float32)
+
+
+def extend(forest: np.ndarray, base: np.ndarray, taught: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, N) forest probabilities over all classes: untaught classes keep the base's share.
+
+    Args:
+        forest: (K, N) probabilities of the ``K`` taught classes.
+        base: (C, N) base probabilities.
+        taught: The ``K`` catalogue indices the forest knows.
+        n_classes: ``C``.
+    """
+    out = np.zeros((n_classes, forest.shape[1]), np.float32)
+    untaught = np.setdiff1d(np.arange(n_classes), taught)
+    out[untaught] = base[untaught]
+    out[taught] = forest * (1.0 - out.sum(axis=0))
+    return out
+
+
+def combine(forest: np.ndarray, base: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(C, N) ``softmax(a * log forest + b * log base + bias)``."""
+    logits = weights[0] * np.log(np.maximum(forest, _FLOOR)) + weights[1] * np.log(np.maximum(base, _FLOOR))
+    logits += weights[2:, None]
+    logits -= logits.max(axis=0, keepdims=True)
+    out = np.exp(logits)
+    return (out / out.sum(axis=0, keepdims=True)).astype(np.float32)
+
+
+def stack_weights(forest: np.ndarray, base: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``a``, ``b`` and per-class biases minimising the weighted log loss of :func:`combine` (L2 on the biases).
+
+    Starts from ``a = b = 1`` (the product of the two); with no usable pixels that is returned.
+    """
+    n_classes = forest.shape[0]
+    start = np.concatenate(([1.0, 1.0], np.zeros(n_classes)))
+    if labels.size == 0 or weights.sum() <= 0:
+        return start
+    lf, lb = np.log(np.maximum(forest, _FLOOR)), np.log(np.maximum(base, _FLOOR))
+    w = weights / weights.sum()
+    rows = np.arange(labels.size)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        logits = theta[0] * lf + theta[1] * lb + theta[2:, None]
+        logits -= logits.max(axis=0, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=0, keepdims=True)
+        value = -float(np.sum(w * np.log(np.maximum(p[labels, rows], 1e-12)))) + _BIAS_L2 * float(theta[2:] @ theta[2:])
+        residual = p.copy()
+        residual[labels, rows] -= 1.0
+        residual *= w
+        grad = np.concatenate(([np.sum(residual * lf), np.sum(residual * lb)], residual.sum(axis=1)))
+        grad[2:] += 2 * _BIAS_L2 * theta[2:]
+        return value, grad
+
+    bounds = [(0.0, 5.0), (0.0, 5.0)] + [(-5.0, 5.0)] * n_classes
+    return minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds).x
 
 
 class FastLearnerSegmenter(Segmenter):
@@ -215,5 +326,6 @@ class FastLearnerSegmenter(Segmenter):
     def predict_proba(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
         """float32 (C, H, W) probabilities: the classifier's on the base's features."""
         self._validate_inputs(image)
-        probs, features = learner_features(image, self.base, self.config)
-        return self.classifier.predict_proba(features, probs)
+        _, features = learner_features(image, self.base, self.config)
+        stride = max(1, int(np.ceil(np.sqrt(image.size / self.config.max_forest_pixels))))
+        return self.classifier.predict_proba(features, stride)

@@ -1,0 +1,35 @@
+"""Fresh pre-annotations for a project's open tasks after its model changed, posted to Label Studio.
+
+Used after a fast-learner update and after a promotion: every open task (no annotation
+yet) gets a prediction of the new version with its score, and the project's
+``model_version`` is set to it, so the Data Manager's "Prediction score" column (which
+averages only predictions of the project's version) shows the new scores and sorts by them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ml_backend.label_studio import LabelStudioClient
+from ml_backend.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, project: int) -> int:
+    """Predict and post every open task of ``project`` with the predictor's current model; returns how many.
+
+    Tasks whose prediction fails (e.g. an unreadable image) are logged and skipped.
+    """
+    config = client.get_project(project)["label_config"]
+    open_tasks = [task for task in client.list_tasks(project) if not task.get("total_annotations")]
+    posted = 0
+    version = predictor.model_version(project)
+    for task, prediction in zip(open_tasks, predictor.predict(open_tasks, config, project)):
+        if "result" in prediction:
+            client.create_prediction(task["id"], prediction["result"], prediction["score"], prediction["model_version"])
+            posted += 1
+            version = prediction["model_version"]
+    client.update_project(project, model_version=version)
+    log.info("project %s: %d open tasks re-predicted with %s", project, posted, version)
+    return posted

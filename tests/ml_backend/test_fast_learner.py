@@ -1,0 +1,124 @@
+"""The fast learner: pixel sampling, the stacked forest, and learning a correction from one image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from label_config import load_catalogue
+from label_config.catalogue import IGNORE_INDEX
+from ml_backend.segmenters.base import Segmenter
+from ml_backend.segmenters.fast_learner import (
+    FastLearnerConfig,
+    FastLearnerSegmenter,
+    PixelClassifier,
+    PixelSamples,
+    extend,
+    learner_features,
+    sample_pixels,
+    stack_weights,
+)
+
+CAT = load_catalogue()
+C = len(CAT)
+SMALL = FastLearnerConfig(per_class=300, n_estimators=12, max_depth=8, n_jobs=1)
+
+
+class Blind(Segmenter):
+    """A base model that calls everything Groundmass (p = 0.7), whatever the image shows."""
+
+    catalogue = CAT
+    version = "blind-1"
+
+    def predict_proba(self, image, progress=False):
+        probs = np.full((C, *image.shape), 0.3 / (C - 1), np.float32)
+        probs[1] = 0.7
+        return probs
+
+
+def spots(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A grey field with bright discs (Fe-Ti oxide, class 5) on groundmass (class 1)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:96, :96]
+    label = np.full((96, 96), 1, np.uint8)
+    for _ in range(6):
+        r, c = rng.uniform(10, 86, 2)
+        label[(yy - r) ** 2 + (xx - c) ** 2 < 36] = 5
+    image = np.where(label == 5, 3000.0, 1000.0) + rng.normal(0, 60, label.shape)
+    return image.astype(np.uint16), label
+
+
+def test_sample_pixels_draws_rare_classes_but_keeps_the_class_proportions_in_the_weights():
+    label = np.zeros((40, 50), np.uint8)
+    label[:4] = 5  # 200 px of a rare class, 1800 px of class 0
+    label[:, -1] = IGNORE_INDEX
+    features = np.random.default_rng(0).normal(size=(3, 40, 50)).astype(np.float32)
+    samples = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(1), 100)
+    assert np.bincount(samples.labels, minlength=6)[[0, 5]].tolist() == [100, 100]
+    weight = {c: samples.weights[samples.labels == c].sum() for c in (0, 5)}
+    assert weight[0] / weight[5] == pytest.approx((1800 - 36) / (200 - 4))
+    assert samples.features.shape == (200, 3)
+    with pytest.raises(ValueError, match="differ in shape"):
+        sample_pixels(features, label[:-1], np.ones((39, 50), np.float32), np.random.default_rng(1), 10)
+
+
+def test_untaught_classes_keep_the_base_share():
+    base = np.array([[0.1, 0.6], [0.5, 0.2], [0.4, 0.2]], np.float32)  # 3 classes, 2 pixels
+    forest = np.array([[0.25, 1.0], [0.75, 0.0]], np.float32)  # taught classes 1 and 2
+    out = extend(forest, base, np.array([1, 2]), 3)
+    np.testing.assert_allclose(out[0], base[0])
+    np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(out[1:, 0], [0.225, 0.675], rtol=1e-6)
+
+
+def test_stacking_trusts_whichever_model_was_right_out_of_bag():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    right = np.full((3, 600), 0.05, np.float32)
+    right[labels, np.arange(600)] = 0.9
+    wrong = np.roll(right, 1, axis=0)
+    weights = np.ones(600, np.float32)
+    trust_base = stack_weights(wrong, right, labels, weights)
+    trust_forest = stack_weights(right, wrong, labels, weights)
+    assert trust_base[1] > 1.0 > trust_base[0]
+    assert trust_forest[0] > 1.0 > trust_forest[1]
+
+
+def test_fast_learner_learns_what_the_base_model_gets_wrong_from_one_image_and_is_deterministic():
+    base = Blind()
+    image, label = spots(1)
+    _, features = learner_features(image, base, SMALL)
+    samples = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class)
+    classifier = PixelClassifier.fit(samples, C, SMALL)
+    learner = FastLearnerSegmenter(base, classifier, "blind-1+fast", SMALL)
+    other, truth = spots(2)
+    predicted = learner.segment(other)
+    assert (base.segment(other) == 5).sum() == 0
+    assert np.mean(predicted[truth == 5] == 5) > 0.9 and np.mean(predicted[truth == 1] == 1) > 0.95
+    again = PixelClassifier.fit(samples, C, SMALL)
+    np.testing.assert_array_equal(FastLearnerSegmenter(base, again, "x", SMALL).predict_proba(other), learner.predict_proba(other))
+    probs = learner.predict_proba(other)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-5)
+    assert probs[3].max() > 0  # untaught classes keep some probability
+
+
+def test_pixel_samples_reject_mismatched_arrays_and_empty_fits():
+    with pytest.raises(ValueError, match="pixel samples need"):
+        PixelSamples(np.zeros((3, 2), np.float32), np.zeros(4, np.uint8), np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="needs labelled pixels"):
+        PixelClassifier.fit(PixelSamples(np.zeros((0, 2), np.float32), np.zeros(0, np.uint8), np.zeros(0, np.float32)), C)
+    with pytest.raises(ValueError, match="different feature counts"):
+        PixelSamples.concat([PixelSamples(np.zeros((1, 2), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32)),
+                             PixelSamples(np.zeros((1, 3), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32))])
+
+
+def test_forest_on_a_coarse_grid_agrees_with_the_full_resolution_forest():
+    base = Blind()
+    image, label = spots(1)
+    _, features = learner_features(image, base, SMALL)
+    samples = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class)
+    classifier = PixelClassifier.fit(samples, C, SMALL)
+    _, other = learner_features(spots(3)[0], base, SMALL)
+    full, coarse = classifier.predict_proba(other), classifier.predict_proba(other, stride=2)
+    assert coarse.shape == full.shape
+    assert np.mean(coarse.argmax(0) == full.argmax(0)) > 0.97
