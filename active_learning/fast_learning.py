@@ -235,17 +235,19 @@ class ProjectLearners:
 
 
 class FastLearning:
-    """In the harvest worker: keeps each served project's learner current and its open tasks re-predicted.
+    """In the harvest worker: keeps each served project's learner current, its open tasks re-predicted
+    and its ``model_version`` in Label Studio equal to the version served to it.
 
     Args:
-        updater: Refits a project's learner.
+        updater: Refits a project's learner; None: no fast learner (``SCRAIBER_FAST_LEARNER=false``),
+            only the project's ``model_version`` is kept equal to the served FCN's.
         client: Label Studio (open tasks, posting predictions, the project's model version).
         predictor: Predicts with the served FCN and ``ProjectLearners`` on top.
         projects: The projects the backend serves.
     """
 
     def __init__(
-        self, updater: FastLearnerUpdater, client: Any, predictor: Any, projects: Callable[[], list[int]]
+        self, updater: FastLearnerUpdater | None, client: Any, predictor: Any, projects: Callable[[], list[int]]
     ) -> None:
         self.updater = updater
         self.client = client
@@ -253,17 +255,20 @@ class FastLearning:
         self.projects = projects
         self.wake = threading.Event()
 
-    def refresh(self) -> dict[int, LearnerState]:
-        """Update every served project's learner; re-predict the open tasks of those that changed."""
+    def refresh(self) -> dict[int, str]:
+        """Update every served project's learner; where the version served to a project is not the
+        project's ``model_version`` in Label Studio (a new learner, a promotion, a new connection),
+        re-predict its open tasks and set it. Returns the projects changed and their new versions."""
         from active_learning.repredict import repredict_open_tasks
 
         changed = {}
         for project in self.projects():
-            before = read_state(self.updater.store, project)
-            state = self.updater.update(project)
-            if state is not None and (before is None or before.version != state.version):
+            if self.updater is not None:
+                self.updater.update(project)
+            version = self.predictor.model_version(project)
+            if self.client.get_project(project).get("model_version") != version:
                 repredict_open_tasks(self.client, self.predictor, project)
-                changed[project] = state
+                changed[project] = version
         return changed
 
     def run(self, stop: threading.Event, interval: float = 60.0) -> None:
@@ -292,8 +297,9 @@ def build_fast_learning(settings: Any, worker: Any) -> FastLearning:
     served = ServedModel(catalogue, registry=lambda: ModelRegistry.from_settings(settings), model_name=settings.model_name,
                          poll_seconds=settings.model_poll_seconds, fcn_options={"threads": settings.threads})  # fmt: skip
     images = image_source(settings)
-    updater = FastLearnerUpdater(harvester.harvests, harvester.store, images, served, len(catalogue))
-    learners = ProjectLearners(harvester.store, refresh_seconds=0.0)
+    updater, learners = None, None
+    if settings.fast_learner:
+        updater = FastLearnerUpdater(harvester.harvests, harvester.store, images, served, len(catalogue))
+        learners = ProjectLearners(harvester.store, refresh_seconds=0.0)
     predictor = Predictor(catalogue, served, images, create_scorer(settings.query_strategy), for_project=learners)
-    projects = worker.reconciler.served_projects if settings.fast_learner else list
-    return FastLearning(updater, harvester.client, predictor, projects)
+    return FastLearning(updater, harvester.client, predictor, worker.reconciler.served_projects)

@@ -19,12 +19,14 @@ log = logging.getLogger(__name__)
 def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, project: int) -> int:
     """Predict and post every open task of ``project`` with the predictor's current model; returns how many.
 
-    Tasks whose prediction fails (e.g. an unreadable image) are logged and skipped.
+    Tasks that already hold a prediction of that version are left alone; tasks whose
+    prediction fails (e.g. an unreadable image) are logged and skipped.
     """
     config = client.get_project(project)["label_config"]
-    open_tasks = [task for task in client.list_tasks(project) if not task.get("total_annotations")]
-    posted = 0
     version = predictor.model_version(project)
+    open_tasks = [task for task in client.list_tasks(project)
+                  if not task.get("total_annotations") and version not in (task.get("predictions_model_versions") or ())]  # fmt: skip
+    posted = 0
     for task, prediction in zip(open_tasks, predictor.predict(open_tasks, config, project)):
         if "result" in prediction:
             client.create_prediction(task["id"], prediction["result"], prediction["score"], prediction["model_version"])

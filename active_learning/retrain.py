@@ -184,7 +184,7 @@ class RetrainCycle:
         finally:
             stop.set()
             self.lease.release()
-        version = f"{self.settings.model_name}-v{result.model_version}" if result.model_version else None
+        version = f"{self.settings.model_name} v{result.model_version}" if result.model_version else None
         self.queue.finish_run(run_id, result.status, version)
         log.info("training run %d: %s (%s)", run_id, result.status, result.reason)
         return result
@@ -272,7 +272,6 @@ class RetrainCycle:
         from active_learning.strategies import create_scorer
 
         segmenter = FCNSegmenter(self.catalogue, model_path, threads=self.settings.threads)
-        segmenter.version = f"{self.settings.model_name}-v{version}"
         predictor = Predictor(self.catalogue, lambda: segmenter, self.images, create_scorer(self.settings.query_strategy))
         return sum(repredict_open_tasks(self.client, predictor, project) for project in self.projects())
 

@@ -2,8 +2,12 @@
 
 The champion alias is polled at most every ``poll_seconds``; when it moves, the new
 version is downloaded (safetensors + construction config, never pickle) and swapped
-in, and ``model_version`` becomes ``<registered name>-v<version>`` so Label Studio asks
-for fresh predictions. A registry that cannot be reached keeps the current model.
+in. Every FCN is named by its weights, ``fcn-`` + 12 hex digits of their SHA-256, wherever
+it is served from: the shipped model registered as the first champion keeps its name,
+a new champion gets a new one (so Label Studio asks for fresh predictions), and
+predictions, ``/status`` and Label Studio's model card all say the same. The registry
+version is reported beside it (:attr:`ServedModel.champion`). A registry that cannot be
+reached keeps the current model.
 """
 
 from __future__ import annotations
@@ -77,9 +81,8 @@ class ServedModel:
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("cannot load champion v%s (%s); keeping %s", version, exc, self._describe())
                 return
-            segmenter.version = f"{self.model_name}-v{version}"
             self._segmenter, self._champion = segmenter, version
-            log.info("serving %s", segmenter.version)
+            log.info("serving %s (%s v%s)", segmenter.version, self.model_name, version)
         elif self._segmenter is None:
             self._segmenter = self._fallback()
             log.info("serving %s (no champion in the registry)", self._segmenter.version)

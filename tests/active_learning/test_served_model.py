@@ -55,15 +55,16 @@ def test_champion_is_served_and_alias_moves_are_followed(settings):
     )
     shipped = served().version
     first = _register(settings, 1.0, 0.60)
-    assert served().version == shipped  # not polled again yet
+    assert served().version == shipped and served.champion is None  # not polled again yet
     clock.now = 10
-    assert served().version == f"scraiber-minerals-v{first}"
+    assert served().version == shipped and served.champion == first  # the shipped weights keep their name
     worse = _register(settings, 0.5, 0.50)  # registered but not promoted: worse validation mIoU
     clock.now = 20
-    assert served().version == f"scraiber-minerals-v{first}"
-    better = _register(settings, 1.0, 0.61)
+    assert served.champion == first
+    better = _register(settings, 0.9, 0.61)
     clock.now = 30
-    assert served().version == f"scraiber-minerals-v{better}" and better == worse + 1
+    assert served.champion == better == worse + 1
+    assert served().version.startswith("fcn-") and served().version != shipped
     image = np.random.default_rng(0).integers(0, 60000, (64, 80), dtype=np.uint16)
     probs = served().predict_proba(image)
     assert probs.shape == (6, 64, 80)
@@ -83,5 +84,6 @@ def test_backend_reports_the_champion_version_to_label_studio(tmp_path):
     settings = Settings(SCRAIBER_DATA_DIR=tmp_path, SCRAIBER_DEMO=True, SCRAIBER_MODEL_POLL_SECONDS=0)
     services = build_services(settings)
     before = services.predictor.model_version()
-    version = _register(settings, 1.0, 0.7)
-    assert services.predictor.model_version() == f"scraiber-minerals-v{version}" != before
+    _register(settings, 0.9, 0.7)
+    after = services.predictor.model_version()
+    assert after.startswith("fcn-") and after != before
