@@ -1,7 +1,9 @@
 """A model on disk: ``weights.safetensors`` + ``config.json`` in one folder (no pickle anywhere).
 
 The construction config sits beside the weights so any logged version can be rebuilt
-without the code that trained it knowing about MLflow.
+without the code that trained it knowing about MLflow. An FCN logged as an MLflow Model
+(:mod:`active_learning.mlflow_model`) keeps that folder as ``artifacts/fcn`` of the MLflow
+model folder; :func:`weights_folder` finds it in either layout.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
+PYFUNC_WEIGHTS = Path("artifacts") / "fcn"  # where an MLflow pyfunc model folder keeps them
 
 
 def save_model_dir(directory: Path, state_dict: Mapping[str, torch.Tensor], model_config: Mapping[str, Any]) -> Path:
@@ -50,3 +53,12 @@ def load_model_dir(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
     state_dict = load_file(str(directory / WEIGHTS_FILE), device="cpu")
     config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
     return state_dict, config
+
+
+def weights_folder(directory: Path) -> Path:
+    """The folder holding ``weights.safetensors`` + ``config.json``: ``directory`` itself, or its
+    ``artifacts/fcn`` when ``directory`` is an MLflow pyfunc model folder (has an ``MLmodel`` file)."""
+    directory = Path(directory)
+    if not (directory / WEIGHTS_FILE).is_file() and (directory / "MLmodel").is_file():
+        return directory / PYFUNC_WEIGHTS
+    return directory

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from active_learning.model_files import CONFIG_FILE, WEIGHTS_FILE
+from active_learning.model_files import CONFIG_FILE, WEIGHTS_FILE, weights_folder
 from active_learning.tracking import MODEL_ARTIFACT_PATH, TAG_PREFIX, mlflow_client
 from ml_backend.settings import Settings
 
@@ -229,11 +229,12 @@ class ModelRegistry:
         return int(version)
 
     def download_model(self, ref: int | str | None = None) -> Path:
-        """Download a version's model folder (``weights.safetensors`` + ``config.json``) and return it.
+        """Download a version's model and return the folder with ``weights.safetensors`` + ``config.json``.
 
         Versions are immutable, so a folder already in the cache is returned as is. The
         download goes to a temporary folder renamed into place, so an interrupted
         download never looks complete. Read it with :func:`active_learning.model_files.load_model_dir`.
+        For an MLflow pyfunc model that folder is its ``artifacts/fcn`` (:func:`weights_folder`).
 
         Args:
             ref: Version number, alias name, or None for the champion.
@@ -241,8 +242,8 @@ class ModelRegistry:
         found = self._model_version(self.resolve(ref))
         # the run id in the name keeps a cache from outliving a reset registry that reuses numbers
         final = self.cache_dir / self.name / f"v{found.version}-{found.run_id}"
-        if (final / WEIGHTS_FILE).is_file() and (final / CONFIG_FILE).is_file():
-            return final
+        if (weights_folder(final) / WEIGHTS_FILE).is_file() and (weights_folder(final) / CONFIG_FILE).is_file():
+            return weights_folder(final)
         prefix = f"runs:/{found.run_id}/"
         if not found.source.startswith(prefix):
             raise ValueError(f"model {self.name!r} v{found.version} has source {found.source!r}, not a run's artefact")
@@ -253,8 +254,8 @@ class ModelRegistry:
             try:
                 os.replace(folder, final)
             except OSError:  # another process put it there first
-                if not (final / WEIGHTS_FILE).is_file():
+                if not (weights_folder(final) / WEIGHTS_FILE).is_file():
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return final
+        return weights_folder(final)

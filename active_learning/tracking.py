@@ -17,6 +17,7 @@ the artefacts (``--artifacts-destination s3://...``)::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -34,11 +35,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from active_learning.fingerprints import fingerprint
-from active_learning.model_files import save_model_dir
+from active_learning.model_files import WEIGHTS_FILE, save_model_dir, weights_folder
 from ml_backend.settings import Settings
 
 TAG_PREFIX = "scraiber."
 MODEL_ARTIFACT_PATH = "model"
+WEIGHTS_SHA256_TAG = f"{TAG_PREFIX}weights_sha256"
 _UNSAFE_NAME = re.compile(r"[^\w\-. /:]")
 
 
@@ -185,12 +187,24 @@ class TrainingRun:
     ) -> str:
         """Log weights (safetensors) and construction config as ``<artifact_path>/`` of this run.
 
+        An FCN construction config makes it an MLflow Model (pyfunc flavour from code, with
+        signature and input example: :mod:`active_learning.mlflow_model`) that
+        ``mlflow.pyfunc.load_model`` loads; any other config logs the bare folder.
+
         Returns:
             The model's URI, ``runs:/<run_id>/<artifact_path>``.
         """
+        from active_learning.mlflow_model import is_fcn_config, save_pyfunc_model
+
         with tempfile.TemporaryDirectory(prefix="scraiber-model-") as tmp:
-            folder = save_model_dir(Path(tmp) / artifact_path, state_dict, model_config)
+            if is_fcn_config(model_config):
+                folder = save_pyfunc_model(Path(tmp) / artifact_path, state_dict, model_config)
+            else:
+                folder = save_model_dir(Path(tmp) / artifact_path, state_dict, model_config)
+            weights = (weights_folder(folder) / WEIGHTS_FILE).read_bytes()
             self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+        # served FCNs are named fcn-<sha256 prefix of their weights file>: this tag finds their run again
+        self.client.set_tag(self.run_id, WEIGHTS_SHA256_TAG, hashlib.sha256(weights).hexdigest())
         return f"runs:/{self.run_id}/{artifact_path}"
 
 

@@ -3,16 +3,21 @@
 ``write_mask("out/field1.png", ...)`` writes ``out/field1.png`` and ``out/field1.json``;
 the sidecar names the classes (``{"classes": {"0": "Epoxy", ...}}``), the pixel size
 and whatever the producer adds (method, model_version, source image).
+
+:func:`palette_png` writes a mask as an indexed PNG instead: the same indices, with the
+catalogue's colours as its palette (what the open-data export ships).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import imagecodecs
 import numpy as np
+from PIL import Image
 
 from label_config.catalogue import IGNORE_INDEX, Catalogue
 
@@ -62,13 +67,7 @@ def write_mask(
             indices outside the catalogue, a bad pixel size or reserved ``extra`` keys.
     """
     path = check_mask_path(path)
-    if mask.ndim != 2 or mask.dtype != np.uint8 or 0 in mask.shape:
-        raise ValueError(f"mask must be a non-empty 2-D uint8 array, got shape {mask.shape} dtype {mask.dtype}")
-    bad = np.setdiff1d(np.unique(mask), [*range(len(catalogue)), IGNORE_INDEX])
-    if bad.size:
-        raise ValueError(
-            f"mask holds class indices {bad.tolist()} outside the catalogue's 0-{len(catalogue) - 1} (and {IGNORE_INDEX})"
-        )
+    _check_mask(mask, catalogue)
     if pixel_size_um is not None and not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
         raise ValueError(f"pixel size must be a positive number of micrometres or None, got {pixel_size_um}")
     clash = sorted(set(extra or {}) & set(_RESERVED))
@@ -87,6 +86,52 @@ def write_mask(
     side = sidecar_path(path)
     side.write_text(text + "\n", encoding="utf-8")
     return path, side
+
+
+def _check_mask(mask: np.ndarray, catalogue: Catalogue) -> None:
+    if mask.ndim != 2 or mask.dtype != np.uint8 or 0 in mask.shape:
+        raise ValueError(f"mask must be a non-empty 2-D uint8 array, got shape {mask.shape} dtype {mask.dtype}")
+    bad = np.setdiff1d(np.unique(mask), [*range(len(catalogue)), IGNORE_INDEX])
+    if bad.size:
+        raise ValueError(
+            f"mask holds class indices {bad.tolist()} outside the catalogue's 0-{len(catalogue) - 1} (and {IGNORE_INDEX})"
+        )
+
+
+def palette_png(mask: np.ndarray, catalogue: Catalogue) -> bytes:
+    """A class mask as an indexed (palette) PNG: pixel values are the catalogue indices, the
+    palette holds the catalogue's colours, and :data:`IGNORE_INDEX` (no label) is transparent.
+
+    Any viewer shows the minerals in their catalogue colours; :func:`read_palette_png` (or any
+    reader that keeps palette indices, e.g. ``numpy.asarray(PIL.Image.open(path))``) returns the indices.
+
+    Raises:
+        ValueError: for a mask of the wrong shape or dtype, or indices outside the catalogue.
+    """
+    _check_mask(mask, catalogue)
+    palette = bytearray(768)
+    for index, mineral in enumerate(catalogue.classes):
+        palette[3 * index : 3 * index + 3] = bytes(mineral.rgb)
+    image = Image.fromarray(np.ascontiguousarray(mask))
+    image.putpalette(bytes(palette))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", transparency=IGNORE_INDEX, optimize=True)
+    return buffer.getvalue()
+
+
+def read_palette_png(path: str | Path) -> np.ndarray:
+    """The uint8 class indices of an indexed PNG (:func:`palette_png`).
+
+    Raises:
+        ValueError: naming the file when it is unreadable or not a palette PNG.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.mode != "P":
+                raise ValueError(f"{path}: expected an indexed (palette) PNG, got mode {image.mode}")
+            return np.asarray(image, dtype=np.uint8).copy()
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable PNG ({exc})") from None
 
 
 def read_mask(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     basic_auth_pass: SecretStr | None = Field(None, validation_alias=_env("SCRAIBER_BASIC_AUTH_PASS"))
     max_request_bytes: int = Field(64 * 2**20, validation_alias=_env("SCRAIBER_MAX_REQUEST_BYTES"))
     web_workers: int = Field(2, validation_alias=_env("SCRAIBER_WEB_WORKERS"))
+    header_timeout: float = Field(10.0, validation_alias=_env("SCRAIBER_HEADER_TIMEOUT"),
+                                  description="seconds a client has to send a request's headers")
+    predict_memory_mb: int | None = Field(None, validation_alias=_env("SCRAIBER_PREDICT_MEMORY_MB"),
+                                          description="memory for predictions, all web workers together; "
+                                          "default: half the memory limit (cgroup or RAM)")
+    worker_stuck_seconds: float = Field(300.0, validation_alias=_env("SCRAIBER_WORKER_STUCK_SECONDS"),
+                                        description="a harvest worker silent this long is reported stuck and restarted")
     threads: int = Field(0, validation_alias=_env("SCRAIBER_THREADS"), description="torch threads; 0 = all cores")
 
     # Local state
@@ -78,6 +85,12 @@ class Settings(BaseSettings):
     # Training on Modal
     modal_gpu: str = Field("H100", validation_alias=_env("SCRAIBER_MODAL_GPU"))
 
+    # Publishing datasets (scraiber publish)
+    zenodo_token: SecretStr | None = Field(None, validation_alias=_env("ZENODO_TOKEN"),
+                                           description="personal access token (scopes deposit:write, deposit:actions)")
+    zenodo_url: str | None = Field(None, validation_alias=_env("SCRAIBER_ZENODO_URL"),
+                                   description="deposition API root; default https://zenodo.org/api (--sandbox: sandbox.zenodo.org)")
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict) -> dict:
@@ -97,6 +110,10 @@ class Settings(BaseSettings):
             raise ValueError(f"SCRAIBER_TRAIN_ON must be 'local' or 'modal', got {self.train_on!r}")
         if self.max_image_pixels <= 0 or self.max_request_bytes <= 0:
             raise ValueError("SCRAIBER_MAX_IMAGE_PIXELS and SCRAIBER_MAX_REQUEST_BYTES must be positive")
+        if self.header_timeout <= 0 or self.worker_stuck_seconds <= 0 or (self.predict_memory_mb or 1) <= 0:
+            raise ValueError(
+                "SCRAIBER_HEADER_TIMEOUT, SCRAIBER_WORKER_STUCK_SECONDS and SCRAIBER_PREDICT_MEMORY_MB must be positive"
+            )
         return self
 
     # Derived locations: embedded defaults under data_dir

@@ -15,7 +15,10 @@ The pieces, in the order data flows through them:
 * :mod:`tracking_analysis.questionnaire`, :mod:`tracking_analysis.learning_curve`: the
   post-session questionnaire and the implicit-vs-explicit learning curves.
 * :mod:`tracking_analysis.report` (``scraiber report``) and :mod:`tracking_analysis.export`
-  (``scraiber export``).
+  (``scraiber export``: the open-data package) with its parts: :mod:`~tracking_analysis.datapackage`
+  (Frictionless resources, checks, reading labels back), :mod:`~tracking_analysis.package_images`,
+  :mod:`~tracking_analysis.dataset_metadata` (CFF, DataCite, Zenodo, RO-Crate), :mod:`~tracking_analysis.coco`,
+  :mod:`~tracking_analysis.model_card`; :mod:`tracking_analysis.zenodo` (``scraiber publish``).
 
 Nothing imports this package; it may import ``active_learning``, ``ml_backend`` and ``label_config``.
 """

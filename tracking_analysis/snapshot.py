@@ -14,7 +14,7 @@ only what the analysis needs, so a snapshot can be saved, shared and tested agai
 JSON layout (``format: scraiber-tracking-snapshot``, ``version: 1``)::
 
     {"project": {"id", "title", "from_name"}, "classes": [...], "served_versions": [...],
-     "tasks": [{"id", "image", "truth", "pixel_size_um", "drafts", "shape"}],
+     "tasks": [{"id", "image", "truth", "pixel_size_um", "drafts", "shape", "igsn", "sample"}],
      "predictions": [{"id", "task", "model_version", "score", "created_at", "classes"}],
      "annotations": [{"id", "task", "annotator", "created_at", "updated_at", "lead_time",
                       "was_cancelled", "parent_prediction", "classes", "unknown_labels"}],
@@ -72,7 +72,8 @@ def decode_map(text: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SnapshotTask:
-    """A task: its image reference, truth key, pixel size (µm, if known), open drafts and image shape."""
+    """A task: its image reference, truth key, pixel size (µm, if known), open drafts and image shape,
+    and the physical sample it shows (task data ``igsn`` and ``sample``, when given)."""
 
     id: int
     image: str | None = None
@@ -80,6 +81,8 @@ class SnapshotTask:
     pixel_size_um: float | None = None
     drafts: int = 0
     shape: tuple[int, int] | None = None
+    igsn: str | None = None
+    sample: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,10 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
 def _annotator(user: Any, key: bytes) -> str | None:
     try:
         return pseudonym(user, key) if user is not None else None
@@ -372,6 +379,8 @@ def capture(
                 pixel_size_um=_float(data.get("pixel_size_um")),
                 drafts=len(task.get("drafts") or []),
                 shape=shape,
+                igsn=_text(data.get("igsn")),
+                sample=_text(data.get("sample")),
             )
         )
     return Snapshot(

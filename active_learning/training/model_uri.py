@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from active_learning.model_files import WEIGHTS_FILE
+from active_learning.model_files import WEIGHTS_FILE, weights_folder
 from active_learning.registry import ModelRegistry
 from active_learning.tracking import mlflow_client
 from ml_backend.settings import Settings
@@ -44,13 +44,13 @@ def resolve_mlflow_uri(uri: str, settings: Settings) -> Path:
         if not run_id or not artifact:
             raise ValueError(f"malformed run URI {uri!r}; use runs:/RUN_ID/ARTIFACT_PATH")
         final = cache / "runs" / run_id / artifact
-        if (final / WEIGHTS_FILE).is_file():
-            return final
+        if (weights_folder(final) / WEIGHTS_FILE).is_file():
+            return weights_folder(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".download-"))
         try:
             os.replace(client.download_artifacts(run_id, artifact, str(tmp)), final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return final
+        return weights_folder(final)
     raise ValueError(f"not an MLflow model URI: {uri!r}")

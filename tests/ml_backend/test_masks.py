@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from label_config.catalogue import IGNORE_INDEX, load_catalogue
-from ml_backend.masks import read_mask, sidecar_path, write_mask
+from ml_backend.masks import palette_png, read_mask, read_palette_png, sidecar_path, write_mask
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,18 @@ def test_reading_without_sidecar_or_png_names_the_file(tmp_path, catalogue):
     sidecar_path(tmp_path / "bad.png").write_text("{}")
     with pytest.raises(ValueError, match="bad.png"):
         read_mask(tmp_path / "bad.png")
+
+
+def test_palette_png_keeps_indices_and_shows_catalogue_colours(tmp_path, catalogue):
+    mask = np.array([[0, 1, 2], [3, 4, 5], [255, 255, 1]], np.uint8)
+    path = tmp_path / "m.png"
+    path.write_bytes(palette_png(mask, catalogue))
+    assert np.array_equal(read_palette_png(path), mask)
+    with Image.open(path) as image:
+        assert image.mode == "P" and image.info["transparency"] == 255
+        assert image.convert("RGB").getpixel((2, 0)) == catalogue.classes[2].rgb  # Plagioclase, yellow
+    with pytest.raises(ValueError, match=r"class indices \[6\]"):
+        palette_png(np.full((2, 2), 6, np.uint8), catalogue)
+    Image.fromarray(mask).save(tmp_path / "grey.png")
+    with pytest.raises(ValueError, match="expected an indexed"):
+        read_palette_png(tmp_path / "grey.png")

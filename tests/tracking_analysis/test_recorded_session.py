@@ -3,8 +3,15 @@ and the recording itself against a real Label Studio (slow)."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import requests
+from click.testing import CliRunner
 
 from active_learning.event_log import make_engine
 from active_learning.harvest import Harvester
@@ -15,7 +22,10 @@ from active_learning.stack import QUESTIONNAIRE_PROJECT, bootstrap_questionnaire
 from active_learning.store import LocalArtefactStore
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
+from ml_backend.cli import main
+from ml_backend.settings import Settings
 from tests.tracking_analysis.record_session import ANSWERS, DATA, PSEUDONYM_KEY, SEEDS, record_session
+from tracking_analysis.datapackage import read_labels, validate_package
 from tracking_analysis.records import harvest_snapshot, records_of
 from tracking_analysis.report import build_report
 from tracking_analysis.snapshot import Snapshot
@@ -131,10 +141,18 @@ def test_questionnaire_joined_to_sessions(report):
     assert (joined[B]["usefulness"], joined[B]["acceptance_rate"]) == (5.0, 1 / 3)
 
 
+@pytest.fixture(scope="module")
+def live(label_studio, tmp_path_factory):
+    """The session recorded once against the shared real Label Studio: (snapshot, truth dir, work dir)."""
+    work = tmp_path_factory.mktemp("live-session")
+    snapshot, truth_dir = record_session(label_studio.url, label_studio.api_key, work)
+    return snapshot, truth_dir, work
+
+
 @pytest.mark.slow
-def test_recording_against_label_studio(label_studio, tmp_path):
+def test_recording_against_label_studio(label_studio, live):
     """The recording script runs against a real Label Studio; what it captures is what the real harvester sees."""
-    snapshot, truth_dir = record_session(label_studio.url, label_studio.api_key, tmp_path)
+    snapshot, truth_dir, tmp_path = live
     fixture = Snapshot.load(DATA / "session.json")
     assert len(snapshot.tasks) == 4 and len(snapshot.predictions) == 6 and len(snapshot.annotations) == 7
     assert [a.was_cancelled for a in snapshot.annotations] == [a.was_cancelled for a in fixture.annotations]
@@ -167,3 +185,40 @@ def test_recording_against_label_studio(label_studio, tmp_path):
     assert bootstrap_questionnaire(label_studio.client, (CONFIG_DIR / "questionnaire.xml").read_text()) == questionnaire
     assert len(label_studio.client.list_tasks(questionnaire)) == 1
     assert len(snapshot.questionnaire) == 2
+
+
+@pytest.mark.slow
+def test_export_of_the_live_project_validates_and_round_trips(label_studio, live, tmp_path):
+    """``scraiber export --project`` reads the real Label Studio, fetches the uploaded images with the API key,
+    and writes a package that validates and reads back into the labels the real harvester stores."""
+    snapshot, _, _ = live
+    settings = Settings(
+        _env_file=None, label_studio_url=label_studio.url, label_studio_api_key=label_studio.api_key,
+        pseudonym_key=PSEUDONYM_KEY.decode(), data_dir=tmp_path / "scraiber",
+    )  # fmt: skip
+    out = tmp_path / "package"
+    result = CliRunner().invoke(main, ["export", "--project", str(snapshot.project_id), "--out", str(out), "--coco", "--zip",
+                                       "--creator", "Carberry, Josiah|0000-0002-1825-0097|Brown University"],
+                                obj={"settings": settings})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert validate_package(out) == []
+    check = subprocess.run([str(Path(sys.executable).with_name("frictionless")), "validate", "datapackage.json"], cwd=out,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert check.returncode == 0, check.stdout[-2000:]
+
+    log = HarvestLog(make_engine(f"sqlite:///{tmp_path / 'events.sqlite'}"))
+    store = LocalArtefactStore(tmp_path / "artefacts")
+    harvester = Harvester(label_studio.client, store, log, load_catalogue(), PSEUDONYM_KEY)
+    packaged = read_labels(out)
+    assert len(packaged) == 6
+    for annotation_id, item in packaged.items():
+        record = harvester.harvest(annotation_id).record
+        arrays = store.get_arrays(record.label_key)
+        assert np.array_equal(item.label, arrays["label"])
+        assert np.abs(item.confidence - arrays["confidence"].astype(np.float32)).max() <= 0.5 / 255 + 1e-3
+        assert item.row["model_version"] == record.model_version and int(item.row["prediction_id"]) == record.prediction_id
+    for task in snapshot.tasks[:3]:  # the uploaded files, byte for byte
+        uploaded = requests.get(f"{label_studio.url}{task.image}", headers={"Authorization": f"Token {label_studio.api_key}"}, timeout=60)
+        row = next(p.row for p in packaged.values() if int(p.row["task_id"]) == task.id)
+        assert (out / row["image_path"]).read_bytes() == uploaded.content
+        assert row["image_sha256"] == hashlib.sha256(uploaded.content).hexdigest()
