@@ -81,7 +81,10 @@ def loop_rows(
     """The FCN alone (k = 0) and with the fast learner taught ``k`` corrected tiles, on the test fields."""
     config = FastLearnerConfig()
     n = len(catalogue)
+    mpix = sum(f.image.size for f in tests) / 2**20
+    started = time.perf_counter()
     test_features = [learner_features(f.image, base, config) for f in tests]
+    features_per_mpix = (time.perf_counter() - started) / mpix
     rows = [Row(family, "FCN zero-shot", sum(confusion_matrix(f.classes, p.argmax(0), n)
                                             for f, (p, _) in zip(tests, test_features)))]  # fmt: skip
     rng = np.random.default_rng(0)
@@ -94,9 +97,12 @@ def loop_rows(
         started = time.perf_counter()
         classifier = PixelClassifier.fit(PixelSamples.concat(parts[:k]), n, config)
         fit = time.perf_counter() - started
-        matrix = sum(confusion_matrix(f.classes, classifier.predict_proba(x).argmax(0), n)
-                     for f, (_, x) in zip(tests, test_features))  # fmt: skip
-        rows.append(Row(family, f"FCN + fast learner, {k} tiles", matrix, seconds=fit))
+        started = time.perf_counter()
+        predicted = [classifier.predict_proba(x).argmax(0) for _, x in test_features]
+        forest_per_mpix = (time.perf_counter() - started) / mpix
+        matrix = sum(confusion_matrix(f.classes, p, n) for f, p in zip(tests, predicted))
+        timing = {"features_s_per_mpix": features_per_mpix, "forest_s_per_mpix": forest_per_mpix}
+        rows.append(Row(family, f"FCN + fast learner, {k} tiles", matrix, seconds=fit, extra=timing))
     return rows
 
 
@@ -183,11 +189,15 @@ def domain_shift_bench(models: Path, families: tuple[str, ...], fields: int, siz
     click.echo(f"Test fields: {fields} x {size} px per family, seeds {TEST_SEED_START}+i; corrected tiles seeds "
                f"{TEST_SEED_START + CORRECTED_SEED_OFFSET}+j; models from {models}")  # fmt: skip
     click.echo(format_table(rows, names))
+    for row in rows:
+        if row.extra:
+            click.echo(f"{row.family}, {row.method}: prediction {row.extra['features_s_per_mpix']:.2f} s/MPix features "
+                       f"(FCN + filters) + {row.extra['forest_s_per_mpix']:.2f} s/MPix forest")  # fmt: skip
     real = real_rows(catalogue, shipped)
     for row in real:
         click.echo(f"real TESCAN field, {row['method']}: Otsu two-phase agreement {row['otsu_agreement']:.3f}, "
                    f"classes {row['classes']}")  # fmt: skip
     if json_out is not None:
         payload = [{"family": r.family, "method": r.method, "iou": r.iou(names), "miou": mean_iou(r.iou(names)),
-                    "fit_seconds": None if math.isnan(r.seconds) else r.seconds} for r in rows]  # fmt: skip
+                    "fit_seconds": None if math.isnan(r.seconds) else r.seconds, **r.extra} for r in rows]  # fmt: skip
         json_out.write_text(json.dumps({"rows": payload, "real": real}, indent=2, default=float), encoding="utf-8")

@@ -60,9 +60,11 @@ def test_champion_is_served_and_alias_moves_are_followed(settings):
     assert served().version == shipped and served.champion == first  # the shipped weights keep their name
     worse = _register(settings, 0.5, 0.50)  # registered but not promoted: worse validation mIoU
     clock.now = 20
+    served()
     assert served.champion == first
     better = _register(settings, 0.9, 0.61)
     clock.now = 30
+    served()
     assert served.champion == better == worse + 1
     assert served().version.startswith("fcn-") and served().version != shipped
     image = np.random.default_rng(0).integers(0, 60000, (64, 80), dtype=np.uint16)
