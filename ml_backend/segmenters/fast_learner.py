@@ -50,6 +50,9 @@ class FastLearnerConfig:
         max_forest_pixels: The forest predicts on a grid of at most this many pixels (every
             2nd pixel of a 1024 px image) and its probabilities are interpolated; the FCN's
             own probabilities, stacked with them, keep full resolution.
+        max_training_pixels: A project's pooled training pixels are subsampled to at most this
+            many (weights scaled to match), which bounds fitting time and memory however many
+            tasks were corrected.
     """
 
     per_class: int = 2000
@@ -60,6 +63,7 @@ class FastLearnerConfig:
     n_jobs: int = 2
     seed: int = 0
     max_forest_pixels: int = 262_144
+    max_training_pixels: int = 60_000
 
     def __post_init__(self) -> None:
         if min(self.per_class, self.n_estimators, self.max_depth, self.min_samples_leaf, self.n_jobs) < 1:
@@ -81,6 +85,14 @@ class PixelSamples:
                 f"pixel samples need features (N, F), labels (N,) and weights (N,); got "
                 f"{self.features.shape}, {self.labels.shape}, {self.weights.shape}"
             )
+
+    def subsample(self, rng: np.random.Generator, n: int) -> PixelSamples:
+        """At most ``n`` of these pixels, drawn uniformly; weights scaled so their total is unchanged."""
+        if len(self.labels) <= n:
+            return self
+        keep = np.sort(rng.choice(len(self.labels), size=n, replace=False))
+        scale = np.float32(self.weights.sum() / max(float(self.weights[keep].sum()), 1e-12))
+        return PixelSamples(self.features[keep], self.labels[keep], self.weights[keep] * scale)
 
     @classmethod
     def concat(cls, parts: list[PixelSamples]) -> PixelSamples:

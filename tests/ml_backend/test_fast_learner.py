@@ -122,3 +122,14 @@ def test_forest_on_a_coarse_grid_agrees_with_the_full_resolution_forest():
     full, coarse = classifier.predict_proba(other), classifier.predict_proba(other, stride=2)
     assert coarse.shape == full.shape
     assert np.mean(coarse.argmax(0) == full.argmax(0)) > 0.97
+
+
+def test_subsampling_keeps_the_total_weight_and_the_features_of_the_drawn_pixels():
+    rng = np.random.default_rng(0)
+    samples = PixelSamples(rng.normal(size=(1000, 4)).astype(np.float32), rng.integers(0, 3, 1000).astype(np.uint8),
+                           rng.uniform(0.1, 1, 1000).astype(np.float32))  # fmt: skip
+    small = samples.subsample(np.random.default_rng(1), 100)
+    assert len(small.labels) == 100 and small.weights.sum() == pytest.approx(samples.weights.sum(), rel=1e-5)
+    rows = {tuple(r) for r in samples.features.tolist()}
+    assert all(tuple(r) in rows for r in small.features.tolist())
+    assert samples.subsample(np.random.default_rng(1), 5000) is samples
