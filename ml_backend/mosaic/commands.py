@@ -29,7 +29,7 @@ from ml_backend.synthetic import SynthConfig
 @click.option("--sample", "sample_mpix", type=float, default=SAMPLE_PIXELS / 2**20, show_default=True, help="MPix the method is fitted on.")
 @click.option("--model-uri", help="fcn: weights folder or .safetensors file, models:/NAME@ALIAS or runs:/RUN/model (default: shipped).")
 @click.option("--device", default="auto", show_default=True, help="fcn: auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--n-clusters", type=int, help="unsupervised: number of clusters (default: chosen by BIC).")
+@click.option("--n-clusters", type=int, help="unsupervised: number of clusters (default: 12, merged by naming).")
 @click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path), help="Your mineral catalogue TOML.")
 @click.pass_context
 def segment_command(
