@@ -53,6 +53,9 @@ class FastLearnerConfig:
         max_training_pixels: A project's pooled training pixels are subsampled to at most this
             many (weights scaled to match), which bounds fitting time and memory however many
             tasks were corrected.
+        reject_share: A class the expert never painted counts as rejected (the expert always
+            painted something else where the base predicted it) when the base predicted it on
+            more than this share of the labelled pixels.
     """
 
     per_class: int = 2000
@@ -64,6 +67,7 @@ class FastLearnerConfig:
     seed: int = 0
     max_forest_pixels: int = 262_144
     max_training_pixels: int = 60_000
+    reject_share: float = 0.002
 
     def __post_init__(self) -> None:
         if min(self.per_class, self.n_estimators, self.max_depth, self.min_samples_leaf, self.n_jobs) < 1:
@@ -179,19 +183,25 @@ class PixelClassifier:
     ``softmax(a * log p_forest + b * log p_base + bias)``, with ``a``, ``b`` and one bias per
     class fitted on the forest's *out-of-bag* probabilities of the training pixels (pixels a
     tree never saw): where the FCN was already right the fit keeps ``b`` high and the forest
-    cannot make things worse, where it was wrong ``a`` grows. The forest's probabilities of
-    classes it was never taught are the base model's (see :func:`extend`).
+    cannot make things worse, where it was wrong ``a`` grows. A class the expert never painted
+    keeps the base model's probability (see :func:`extend`) unless the expert *rejected* it:
+    the base predicted it on a share of the labelled pixels and the expert painted something
+    else there every time (a phase the model names wrongly in this sample). Its bias is then
+    fitted like a taught class's; the bias of a class never seen stays 0.
 
     Use :meth:`fit`; the result is deterministic for the same samples and config, so any
     process can refit it from stored samples (no pickled model is ever stored or loaded).
     """
 
-    def __init__(self, model: ExtraTreesClassifier, n_classes: int, base: slice, weights: np.ndarray) -> None:
+    def __init__(
+        self, model: ExtraTreesClassifier, n_classes: int, base: slice, weights: np.ndarray, keep: np.ndarray
+    ) -> None:
         self.model = model
         self.n_classes = n_classes
         self.base = base
         self.weights = weights  # a, b, then one bias per class
         self.taught = np.asarray(model.classes_, dtype=np.int64)
+        self.keep = keep  # classes that keep the base model's probability (never seen in the labels)
 
     @classmethod
     def fit(
@@ -215,12 +225,17 @@ class PixelClassifier:
             warnings.simplefilter("ignore", UserWarning)
             model.fit(samples.features, samples.labels, sample_weight=samples.weights)
         base = base_columns(config, n_classes)
+        taught = np.asarray(model.classes_, dtype=np.int64)
+        predicted = samples.features[:, base].argmax(axis=1)
+        share = np.bincount(predicted, weights=samples.weights, minlength=n_classes) / max(samples.weights.sum(), 1e-12)
+        keep = np.array([c for c in range(n_classes) if c not in taught and share[c] <= config.reject_share], np.int64)
         oob = model.oob_decision_function_
         seen = np.isfinite(oob).all(axis=1)
         oob = smooth_votes(oob[seen].T, config.n_estimators * np.exp(-1.0))  # a pixel is out of bag in 1/e of the trees
-        forest = extend(oob, samples.features[seen][:, base].T, np.asarray(model.classes_), n_classes)
-        weights = stack_weights(forest, samples.features[seen][:, base].T, samples.labels[seen], samples.weights[seen])
-        return cls(model, n_classes, base, weights)
+        forest = extend(oob, samples.features[seen][:, base].T, taught, keep, n_classes)
+        weights = stack_weights(forest, samples.features[seen][:, base].T, samples.labels[seen], samples.weights[seen],
+                                fixed_bias=keep)  # fmt: skip
+        return cls(model, n_classes, base, weights, keep)
 
     def predict_proba(self, features: np.ndarray, stride: int = 1) -> np.ndarray:
         """(C, H, W) stacked probabilities from (F, H, W) features (the base probabilities among them).
@@ -235,7 +250,7 @@ class PixelClassifier:
         if stride > 1:
             votes = np.stack([_upsample(v, (h, w)) for v in votes])
         base = features[self.base].reshape(self.n_classes, -1)
-        forest = extend(votes.reshape(len(self.taught), -1), base, self.taught, self.n_classes)
+        forest = extend(votes.reshape(len(self.taught), -1), base, self.taught, self.keep, self.n_classes)
         return combine(forest, base, self.weights).reshape(self.n_classes, h, w)
 
 
@@ -261,18 +276,19 @@ def smooth_votes(probs: np.ndarray, trees: float, prior: float = 0.5) -> np.ndar
     return ((probs * trees + prior) / (trees + prior * k)).astype(np.float32)
 
 
-def extend(forest: np.ndarray, base: np.ndarray, taught: np.ndarray, n_classes: int) -> np.ndarray:
-    """(C, N) forest probabilities over all classes: untaught classes keep the base's share.
+def extend(forest: np.ndarray, base: np.ndarray, taught: np.ndarray, keep: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, N) forest probabilities over all classes: the ``keep`` classes have the base's share, the taught
+    ones share the rest, any other (rejected) class gets 0.
 
     Args:
         forest: (K, N) probabilities of the ``K`` taught classes.
         base: (C, N) base probabilities.
         taught: The ``K`` catalogue indices the forest knows.
+        keep: Classes never seen in the labels (not taught, not rejected).
         n_classes: ``C``.
     """
     out = np.zeros((n_classes, forest.shape[1]), np.float32)
-    untaught = np.setdiff1d(np.arange(n_classes), taught)
-    out[untaught] = base[untaught]
+    out[keep] = base[keep]
     out[taught] = forest * (1.0 - out.sum(axis=0))
     return out
 
@@ -286,10 +302,17 @@ def combine(forest: np.ndarray, base: np.ndarray, weights: np.ndarray) -> np.nda
     return (out / out.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
-def stack_weights(forest: np.ndarray, base: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def stack_weights(
+    forest: np.ndarray,
+    base: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    fixed_bias: tuple[int, ...] | np.ndarray = (),
+) -> np.ndarray:
     """``a``, ``b`` and per-class biases minimising the weighted log loss of :func:`combine` (L2 on the biases).
 
     Starts from ``a = b = 1`` (the product of the two); with no usable pixels that is returned.
+    The biases of ``fixed_bias`` classes stay 0 (no evidence about them in the labels).
     """
     n_classes = forest.shape[0]
     start = np.concatenate(([1.0, 1.0], np.zeros(n_classes)))
@@ -312,7 +335,7 @@ def stack_weights(forest: np.ndarray, base: np.ndarray, labels: np.ndarray, weig
         grad[2:] += 2 * _BIAS_L2 * theta[2:]
         return value, grad
 
-    bounds = [(0.0, 5.0), (0.0, 5.0)] + [(-5.0, 5.0)] * n_classes
+    bounds = [(0.0, 5.0), (0.0, 5.0)] + [(0.0, 0.0) if c in set(np.asarray(fixed_bias).tolist()) else (-5.0, 5.0) for c in range(n_classes)]
     return minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds).x
 
 

@@ -65,10 +65,13 @@ def test_sample_pixels_draws_rare_classes_but_keeps_the_class_proportions_in_the
 def test_untaught_classes_keep_the_base_share():
     base = np.array([[0.1, 0.6], [0.5, 0.2], [0.4, 0.2]], np.float32)  # 3 classes, 2 pixels
     forest = np.array([[0.25, 1.0], [0.75, 0.0]], np.float32)  # taught classes 1 and 2
-    out = extend(forest, base, np.array([1, 2]), 3)
+    out = extend(forest, base, np.array([1, 2]), np.array([0]), 3)
     np.testing.assert_allclose(out[0], base[0])
     np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=1e-6)
     np.testing.assert_allclose(out[1:, 0], [0.225, 0.675], rtol=1e-6)
+    rejected = extend(forest, base, np.array([1, 2]), np.zeros(0, np.int64), 3)
+    assert (rejected[0] == 0).all()
+    np.testing.assert_allclose(rejected[1:], forest, rtol=1e-6)
 
 
 def test_stacking_trusts_whichever_model_was_right_out_of_bag():
@@ -133,3 +136,28 @@ def test_subsampling_keeps_the_total_weight_and_the_features_of_the_drawn_pixels
     rows = {tuple(r) for r in samples.features.tolist()}
     assert all(tuple(r) in rows for r in small.features.tolist())
     assert samples.subsample(np.random.default_rng(1), 5000) is samples
+
+
+def test_a_class_the_expert_always_paints_as_another_is_rejected_not_kept():
+    class Plag(Segmenter):
+        """Calls the bright discs Plagioclase (2); the expert calls them Clinopyroxene (3)."""
+
+        catalogue, version = CAT, "plag-1"
+
+        def predict_proba(self, image, progress=False):
+            probs = np.full((C, *image.shape), 0.02, np.float32)
+            bright = image > 2000
+            probs[1] = np.where(bright, 0.02, 0.9)
+            probs[2] = np.where(bright, 0.9, 0.02)
+            return probs
+
+    base = Plag()
+    image, label = spots(1)
+    label[label == 5] = 3
+    _, features = learner_features(image, base, SMALL)
+    samples = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class)
+    classifier = PixelClassifier.fit(samples, C, SMALL)
+    assert 2 not in classifier.keep and {0, 4, 5} <= set(classifier.keep.tolist())
+    other, truth = spots(2)
+    predicted = FastLearnerSegmenter(base, classifier, "x", SMALL).segment(other)
+    assert np.mean(predicted[truth == 5] == 3) > 0.9
