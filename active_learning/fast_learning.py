@@ -272,8 +272,17 @@ class FastLearning:
                 changed[project] = version
         return changed
 
+    def warm_up(self) -> None:
+        """Load the served FCN and run its feature pass once, so the first correction does not pay for it."""
+        if self.updater is not None:
+            learner_features(np.zeros((64, 64), np.uint16), self.updater.base(), self.updater.config)
+
     def run(self, stop: threading.Event, interval: float = 60.0) -> None:
         """Refresh whenever :attr:`wake` is set (after harvests) or every ``interval`` s, until ``stop``."""
+        try:
+            self.warm_up()
+        except Exception:  # noqa: BLE001 - a failed warm-up only costs time later
+            log.exception("fast learner warm-up failed")
         while not stop.is_set():
             self.wake.wait(interval)
             self.wake.clear()
