@@ -87,7 +87,7 @@ def bench_predict(sizes: str, method: str, repeats: int) -> None:
         with _http(root) as host:
             predictor = Predictor(catalogue, provider, ImageSource(LabelStudioClient(host, "0" * 40)))
             services = BackendServices(predictor, events, status_counters(events, provider))
-            with _http(create_app(services, None, 2**30, str(root / "model"))) as backend:
+            with _http(create_app(services, None, 2**30)) as backend:
                 click.echo(f"model_version {provider().version}")
                 click.echo("size      /predict s   regions")
                 for size in sections:

@@ -1,5 +1,11 @@
 """The durable event log: every webhook event is stored before the backend answers.
 
+Only what the harvest reads is stored (:func:`harvest_fields`): the action and the ids
+(annotation id and ``updated_at``, task, project), never the annotation's regions or the
+project's config, so a 50 MB webhook stores a few hundred bytes; a stored payload larger
+than :data:`MAX_EVENT_BYTES` is refused, and a bulk delete is stored as events of at most
+:data:`MAX_IDS_PER_EVENT` annotations. The worker reads everything else from Label Studio.
+
 SQLite in WAL mode with ``synchronous=FULL`` by default (a committed event survives
 SIGKILL and power loss), PostgreSQL by URL. Work happens in a worker that claims
 events one at a time; an event claimed by a worker that died is claimed again after
@@ -40,6 +46,12 @@ HANDLED_ACTIONS = frozenset(
     {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "ANNOTATION_DELETED", "START_TRAINING"}
 )
 PENDING, PROCESSING, DONE, IGNORED, FAILED = "pending", "processing", "done", "ignored", "failed"
+#: Largest payload stored per event (after :func:`harvest_fields`).
+MAX_EVENT_BYTES = 16 * 1024
+#: Annotations per stored ANNOTATIONS_DELETED event (a bulk delete becomes several events).
+MAX_IDS_PER_EVENT = 500
+_MAX_ID = 2**63 - 1
+_ANNOTATION_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED"})
 
 metadata = MetaData()
 events = Table(
@@ -72,6 +84,58 @@ class Event:
 def delivery_key(payload: dict[str, Any]) -> str:
     """Identity of a delivery: the same payload delivered twice has the same key."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def harvest_fields(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts of a webhook payload the harvest needs, as one or more payloads to store.
+
+    Raises:
+        ValueError: the payload has no string ``action``, or lacks the ids its action needs
+            (``annotation.id``; ``annotations[].id`` for ANNOTATIONS_DELETED).
+    """
+    action = payload.get("action")
+    if not isinstance(action, str) or not action:
+        raise ValueError("event payload has no 'action'")
+    slim: dict[str, Any] = {"action": action[:64]}
+    for key in ("project", "task"):
+        item = payload.get(key)
+        found = _id(item.get("id") if isinstance(item, dict) else item)
+        if found is not None:
+            slim[key] = {"id": found}
+    if action in _ANNOTATION_ACTIONS:
+        annotation = payload.get("annotation")
+        annotation = annotation if isinstance(annotation, dict) else {}
+        found = _id(annotation.get("id"))
+        if found is None:
+            raise ValueError(f"{action} payload has no numeric annotation.id")
+        slim["annotation"] = {"id": found}
+        if isinstance(annotation.get("updated_at"), str):
+            slim["annotation"]["updated_at"] = annotation["updated_at"][:64]
+        return [slim]
+    if action == "ANNOTATIONS_DELETED":
+        items = payload.get("annotations")
+        ids = [_id(item.get("id")) if isinstance(item, dict) else None for item in items or []]
+        if not isinstance(items, list) or not ids or None in ids:
+            raise ValueError("ANNOTATIONS_DELETED payload needs an 'annotations' list of objects with numeric ids")
+        return [
+            {**slim, "annotations": [{"id": i} for i in ids[start : start + MAX_IDS_PER_EVENT]]}
+            for start in range(0, len(ids), MAX_IDS_PER_EVENT)
+        ]
+    if action == "START_TRAINING":
+        if isinstance(payload.get("requested_at"), (int, float)):
+            slim["requested_at"] = float(payload["requested_at"])
+        if isinstance(payload.get("via"), str):
+            slim["via"] = payload["via"][:32]
+    return [slim]
+
+
+def _id(value: Any) -> int | None:
+    """A Label Studio id (int, or a string of ASCII digits) within a database integer; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value <= _MAX_ID else None
 
 
 def make_engine(url: str) -> Engine:
@@ -111,28 +175,35 @@ class EventLog:
         return cls(make_engine(url))
 
     def record(self, payload: dict[str, Any]) -> bool:
-        """Store one event durably; returns False for a duplicate delivery.
+        """Store one event durably (its :func:`harvest_fields`); returns False for a duplicate delivery.
+
+        Duplicates are recognised by the whole payload (:func:`delivery_key`), as delivered.
 
         Raises:
-            ValueError: if the payload has no string ``action``.
+            ValueError: if the payload lacks what its action needs, or its stored form
+                exceeds :data:`MAX_EVENT_BYTES`.
         """
-        action = payload.get("action")
-        if not isinstance(action, str) or not action:
-            raise ValueError("event payload has no 'action'")
-        row = {
-            "delivery_key": delivery_key(payload),
-            "action": action[:64],
-            "payload": json.dumps(payload, separators=(",", ":")),
-            "received_at": time.time(),
-            "status": PENDING if action in HANDLED_ACTIONS else IGNORED,
-            "attempts": 0,
-        }
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(events).values(**row))
-        except IntegrityError:
-            return False
-        return True
+        stored = False
+        key = delivery_key(payload)  # of the whole delivery: the same payload twice is one event
+        for index, part in enumerate(harvest_fields(payload)):
+            text = json.dumps(part, separators=(",", ":"))
+            if len(text) > MAX_EVENT_BYTES:
+                raise ValueError(f"event too large to store ({len(text)} bytes, at most {MAX_EVENT_BYTES})")
+            row = {
+                "delivery_key": key if index == 0 else hashlib.sha256(f"{key}:{index}".encode()).hexdigest(),
+                "action": part["action"],
+                "payload": text,
+                "received_at": time.time(),
+                "status": PENDING if part["action"] in HANDLED_ACTIONS else IGNORED,
+                "attempts": 0,
+            }
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(insert(events).values(**row))
+            except IntegrityError:
+                continue
+            stored = True
+        return stored
 
     def claim(self, stale_after: float = 900.0) -> Event | None:
         """Take the oldest pending event (or one whose worker died) for processing."""
@@ -172,6 +243,12 @@ class EventLog:
         counts = dict.fromkeys((PENDING, PROCESSING, DONE, IGNORED, FAILED), 0)
         counts.update({status: n for status, n in rows})
         return counts
+
+    def oldest_waiting(self) -> float | None:
+        """``received_at`` of the oldest event not handled yet (pending or processing), None if none."""
+        query = select(func.min(events.c.received_at)).where(events.c.status.in_((PENDING, PROCESSING)))
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar()
 
     def list_events(self, action: str | None = None) -> list[Event]:
         """All stored events (optionally of one action), oldest first."""

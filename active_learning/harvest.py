@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from active_learning.calibration import CALIBRATION_KEY, CalibrationModel, calibrated_confidence
 from active_learning.corrections import (
     NOTHING,
     ConfidenceModel,
@@ -50,7 +51,7 @@ from active_learning.corrections import (
 from active_learning.crystal_corrections import crystal_changes, crystal_labels
 from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog, HarvestRecord, timestamp
 from active_learning.pseudonyms import pseudonym
-from active_learning.store import ArtefactStore
+from active_learning.store import ArtefactNotFoundError, ArtefactStore
 from label_config import Catalogue
 from ml_backend.crystal_results import crystal_target
 from ml_backend.label_map import LabelConfigError, labelled_target
@@ -138,6 +139,21 @@ class Harvester:
         self.catalogue = catalogue
         self._key = pseudonym_key
         self.confidence = confidence
+        self._calibration: tuple[float, CalibrationModel | None] | None = None
+
+    def calibration(self) -> CalibrationModel | None:
+        """The confidence model learnt from audits (``scraiber calibrate``), re-read at most every minute.
+
+        None until one is stored: harvests then use the hand-set :class:`ConfidenceModel`.
+        """
+        now = time.monotonic()
+        if self._calibration is None or now - self._calibration[0] > 60:
+            try:
+                model = CalibrationModel.from_dict(self.store.get_json(CALIBRATION_KEY))
+            except ArtefactNotFoundError:
+                model = None
+            self._calibration = (now, model)
+        return self._calibration[1]
 
     def harvest(self, annotation_id: int) -> HarvestOutcome:
         """Harvest the current version of an annotation (exactly once per version).
@@ -175,12 +191,16 @@ class Harvester:
         except LabelConfigError as exc:
             log.info("annotation %s: project %s is not served: %s", annotation_id, project_id, exc)
             return HarvestOutcome(NOT_SERVED)
+        backends = self.client.list_ml_backends(project_id)
+        if not self.harvests.lists_this_backend(project_id, backends):  # disconnected (its webhook may remain)
+            log.info("annotation %s: project %s no longer lists this backend; not harvested", annotation_id, project_id)
+            return HarvestOutcome(NOT_SERVED)
         self.harvests.note_project(project_id, "annotation")
         if base.was_cancelled:
             return self._store(base, None, None)
         task = self.client.get_task(task_id)
         predictions = self.client.task_predictions(task_id)
-        served = [b.get("model_version") for b in self.client.list_ml_backends(project_id) if b.get("model_version")]
+        served = [b.get("model_version") for b in backends if b.get("model_version")]
         parent, rule = choose_prediction(annotation, predictions, served)
         results = annotation.get("result") or []
         shape = result_shape(results, target.from_name)
@@ -206,6 +226,10 @@ class Harvester:
             else np.full(shape, NOTHING, np.uint8)
         )
         correction = compare(predicted, final, len(self.catalogue), record.lead_time, self.confidence)
+        calibration = self.calibration()
+        confidence = correction.confidence if calibration is None else calibrated_confidence(
+            calibration, predicted, final, record.lead_time, annotator=record.annotator
+        )  # fmt: skip
         stats = correction.stats(self.catalogue.names)
         stats["unknown_labels"] = sorted(set(unknown))
         crystals = crystal_target(label_config, self.catalogue) if target.tag == "PolygonLabels" else None
@@ -231,13 +255,14 @@ class Harvester:
             "from_name": target.from_name,
             "label_config_labels": {str(k): v for k, v in sorted(target.labels.items())},
             "confidence_model": model_parameters(self.confidence),
+            "confidence_calibration": None if calibration is None else calibration.fitted_on,
             "harvested_at": time.time(),
             "arrays": {"label": "uint8 catalogue index, 255 = unlabelled", "confidence": "float16 in [0, 1]"},
             "stats": stats,
         }
         if crystals is not None:
             provenance["crystals"] = crystal_labels(results, crystals)
-        return self._store(record, correction.label, correction.confidence, provenance)
+        return self._store(record, correction.label, confidence, provenance)
 
     def _store(
         self,

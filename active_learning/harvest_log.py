@@ -12,8 +12,12 @@ prediction the expert started from, lead time, skip flag, timestamps) and, as JS
 correction statistics of :meth:`active_learning.corrections.Correction.stats`
 (per-class kept/added/removed/relabelled pixels and the confusion matrix).
 
-Table ``known_projects`` remembers the Label Studio projects the backend has seen
-events or annotations from (one of the sources of the reconciler's project list).
+Table ``known_projects`` remembers the Label Studio projects the backend serves (the
+reconciler's project list); table ``project_backends`` the URLs under which Label Studio
+called this backend for each project, so the reconciler can tell whether a project still
+lists this backend among its ML backends. A project that no longer does is forgotten from
+``known_projects`` (its URLs are kept: a later harvest of an old event does not bring it
+back, a new ``/setup`` does).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     Boolean,
@@ -34,6 +39,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     insert,
     select,
@@ -79,6 +85,13 @@ known_projects = Table(
     Column("project_id", Integer, primary_key=True, autoincrement=False),
     Column("first_seen_at", Float, nullable=False),
     Column("source", String(32), nullable=False),
+)
+project_backends = Table(
+    "project_backends",
+    metadata,
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
+    Column("backend_url", String(300), primary_key=True),
+    Column("seen_at", Float, nullable=False),
 )
 
 
@@ -279,23 +292,70 @@ class HarvestLog:
         """Annotation id -> ``updated_at`` of the active versions in a project."""
         return {r.annotation_id: r.updated_at for r in self.records(project=project)}
 
-    def note_project(self, project_id: int, source: str) -> None:
-        """Remember that the backend serves ``project_id`` (first sighting wins)."""
+    def note_project(self, project_id: int, source: str, backend_url: str | None = None) -> None:
+        """Remember that the backend serves ``project_id`` (first sighting wins), reached at ``backend_url``."""
+        project_id = int(project_id)
         with self.engine.connect() as connection:
-            if connection.execute(
-                select(known_projects.c.project_id).where(known_projects.c.project_id == int(project_id))
-            ).first():
-                return
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    insert(known_projects).values(project_id=int(project_id), first_seen_at=time.time(), source=source)
+            known = connection.execute(
+                select(known_projects.c.project_id).where(known_projects.c.project_id == project_id)
+            ).first()
+            url_known = backend_url is None or connection.execute(
+                select(project_backends.c.project_id).where(
+                    project_backends.c.project_id == project_id, project_backends.c.backend_url == backend_url[:300]
                 )
-        except IntegrityError:
-            pass  # noted by someone else in the meantime
+            ).first()
+        if not known:
+            _insert_once(self.engine, known_projects, project_id=project_id, first_seen_at=time.time(), source=source)
+        if not url_known:
+            _insert_once(self.engine, project_backends, project_id=project_id, backend_url=backend_url[:300],
+                         seen_at=time.time())  # fmt: skip
+
+    def backend_urls(self, project_id: int) -> set[str]:
+        """The URLs under which Label Studio called this backend for ``project_id``."""
+        query = select(project_backends.c.backend_url).where(project_backends.c.project_id == int(project_id))
+        with self.engine.connect() as connection:
+            return {row.backend_url for row in connection.execute(query)}
+
+    def lists_this_backend(self, project_id: int, ml_backends: list[dict]) -> bool:
+        """True when one of the project's ML backends (Label Studio's list) is this backend.
+
+        This backend is recognised by the URLs Label Studio called it under for the project;
+        a project noted before URLs were recorded counts as connected.
+        """
+        ours = self.backend_urls(project_id)
+        return not ours or any(same_backend(str(b.get("url") or ""), url) for b in ml_backends for url in ours)
+
+    def forget_project(self, project_id: int) -> None:
+        """Stop serving ``project_id`` (until it is noted again); its harvested labels stay."""
+        with self.engine.begin() as connection:
+            connection.execute(delete(known_projects).where(known_projects.c.project_id == int(project_id)))
 
     def known_projects(self) -> list[int]:
         """Projects noted so far, in id order."""
         with self.engine.connect() as connection:
             rows = connection.execute(select(known_projects.c.project_id).order_by(known_projects.c.project_id))
             return [int(row.project_id) for row in rows]
+
+
+def _insert_once(engine: Engine, table: Table, **values: Any) -> None:
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(table).values(**values))
+    except IntegrityError:
+        pass  # inserted by another process in the meantime
+
+
+def same_backend(listed: str, called_as: str) -> bool:
+    """True when an ML backend URL listed in Label Studio is the one this backend was called as.
+
+    Host names are compared without case, and ports when ``called_as`` names one (it comes
+    from a ``Host`` header, which a proxy may send without a port).
+    """
+    a, b = urlsplit(listed.strip()), urlsplit(called_as.strip())
+    try:
+        listed_port = a.port or {"http": 80, "https": 443}.get(a.scheme.lower())
+        called_port = b.port
+    except ValueError:  # a port that is not a number
+        return False
+    same_host = bool(a.hostname) and a.hostname.lower() == (b.hostname or "").lower()
+    return same_host and (called_port is None or called_port == listed_port)

@@ -15,14 +15,26 @@ the harvest log's ``known_projects``, so a backend that was down still knows the
 connected to another backend on the same Label Studio are never touched: two backends
 do not share labels.
 
-Cost per round, per served project: two requests for its ML backends and webhooks (when
-the backend has basic auth), one per page of tasks, and one per task that has annotations.
+**A project stays served only while it still lists this backend.** Every round asks Label
+Studio for the project's ML backends and compares their URLs with the ones Label Studio
+used to call this backend for that project (its ``Host`` on ``/setup`` and ``/predict``).
+A project disconnected from the backend is forgotten: it is not reconciled any more, also
+after a restart, until Label Studio calls ``/setup`` for it again. A deleted project is
+reconciled once more (its labels are retracted), then forgotten. Projects noted before
+URLs were recorded are kept until Label Studio calls the backend for them again. Behind a
+proxy that rewrites ``Host``, the recorded URL is the proxy's upstream name: connect the
+backend in Label Studio under the name it sees, or its projects are forgotten each round.
+
+Cost per round, per known project: one request for its ML backends, one for its webhooks
+(when the backend has basic auth), one per page of tasks, and one per task that has
+annotations.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from active_learning.harvest import HARVESTED, Harvester
@@ -43,6 +55,7 @@ class ReconcileReport:
         retracted: Labels retracted because their annotation is gone.
         webhooks_authorised: Backend webhooks given the backend's basic auth.
         errors: Annotations that could not be harvested (id and reason); retried next round.
+        forgotten: Projects no longer served (disconnected from this backend, or deleted).
     """
 
     projects: list[int] = field(default_factory=list)
@@ -51,19 +64,27 @@ class ReconcileReport:
     retracted: int = 0
     webhooks_authorised: int = 0
     errors: list[str] = field(default_factory=list)
+    forgotten: list[int] = field(default_factory=list)
 
 
-def authorise_webhooks(client: LabelStudioClient, project_id: int, basic_auth: tuple[str, str] | None) -> int:
+def authorise_webhooks(
+    client: LabelStudioClient,
+    project_id: int,
+    basic_auth: tuple[str, str] | None,
+    ml_backends: list[dict] | None = None,
+) -> int:
     """Give the webhooks Label Studio made for a project's ML backends the backend's basic auth.
 
     Label Studio creates a backend's webhook (``<backend URL>/webhook``) without the
     backend's credentials, so a backend that requires basic auth would answer every
     webhook with 401 and depend on reconciliation alone. Returns the webhooks changed.
+    ``ml_backends``: the project's ML backends when already fetched.
     """
     if basic_auth is None:
         return 0
     header = "Basic " + base64.b64encode(":".join(basic_auth).encode()).decode()
-    backends = {b["url"].rstrip("/") + "/webhook" for b in client.list_ml_backends(project_id)}
+    listed = ml_backends if ml_backends is not None else client.list_ml_backends(project_id)
+    backends = {b["url"].rstrip("/") + "/webhook" for b in listed}
     changed = 0
     for hook in client.list_webhooks(project_id):
         headers = dict(hook.get("headers") or {})
@@ -96,11 +117,14 @@ class Reconciler:
         self.webhook_auth = webhook_auth
 
     def served_projects(self) -> list[int]:
-        """Projects to reconcile (see the module docstring), in id order."""
+        """Known projects (see the module docstring), in id order; :meth:`run` drops disconnected ones."""
         return self.harvests.known_projects()
 
-    def run(self) -> ReconcileReport:
+    def run(self, progress: Callable[[], object] | None = None) -> ReconcileReport:
         """One reconciliation round over all served projects.
+
+        Args:
+            progress: Called before each project (the worker renews its heartbeat).
 
         Raises:
             LabelStudioError: Label Studio is unreachable or failing (the round stops; the
@@ -108,13 +132,34 @@ class Reconciler:
         """
         report = ReconcileReport()
         for project_id in self.served_projects():
-            report.webhooks_authorised += authorise_webhooks(self.client, project_id, self.webhook_auth)
+            if progress is not None:
+                progress()
+            backends = self.client.list_ml_backends(project_id)
+            if not self.harvests.lists_this_backend(project_id, backends):
+                self._forget(project_id, report)
+                continue
+            report.webhooks_authorised += authorise_webhooks(self.client, project_id, self.webhook_auth, backends)
             self.reconcile_project(project_id, report)
         log.info(
-            "reconciled %d projects: %d annotations, %d harvested, %d retracted, %d errors",
+            "reconciled %d projects: %d annotations, %d harvested, %d retracted, %d errors, %d forgotten",
             len(report.projects), report.annotations, report.harvested, report.retracted, len(report.errors),
+            len(report.forgotten),
         )  # fmt: skip
         return report
+
+    def _forget(self, project_id: int, report: ReconcileReport) -> None:
+        try:
+            self.client.get_project(project_id)
+        except LabelStudioError as exc:
+            if exc.status_code != 404:
+                raise
+            self.reconcile_project(project_id, report)  # deleted: retract its labels once
+        log.warning(
+            "project %d no longer lists this backend (called as %s) among its ML backends: no longer served",
+            project_id, ", ".join(sorted(self.harvests.backend_urls(project_id))),
+        )  # fmt: skip
+        self.harvests.forget_project(project_id)
+        report.forgotten.append(project_id)
 
     def reconcile_project(self, project_id: int, report: ReconcileReport) -> None:
         """Harvest the missed versions and retract the deleted annotations of one project."""

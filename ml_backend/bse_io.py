@@ -51,6 +51,75 @@ class BSEImage:
         return self.pixels.shape  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read before any pixel is decoded.
+
+    Attributes:
+        height: Rows.
+        width: Columns.
+        channels: Samples per pixel as stored (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA).
+        itemsize: Bytes per sample as decoded (1, 2, 4 or 8).
+    """
+
+    height: int
+    width: int
+    channels: int
+    itemsize: int
+
+    @property
+    def pixels(self) -> int:
+        """Pixels of the image."""
+        return self.height * self.width
+
+    @property
+    def decode_bytes(self) -> int:
+        """Peak bytes of decoding into a grey array (RGB(A) is averaged in float32)."""
+        grey = 4 * self.channels + 4 if self.channels >= 3 else 0  # float32 copy of RGB and its mean
+        return self.pixels * (self.channels * self.itemsize + grey + 4)  # + a float32 copy at most
+
+
+def probe_bse(data: bytes, name: str) -> ImageHeader:
+    """The size of the image held in ``data`` from its header alone (nothing is decoded).
+
+    Raises:
+        BSEReadError: the bytes are not a TIFF or PNG image, or the header is unreadable.
+    """
+    path = Path(name)
+    head = data[:8]
+    if not head:
+        raise BSEReadError(f"{path}: file is empty")
+    if head[:4] in _TIFF_MAGIC:
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                if not tif.series:
+                    raise BSEReadError(f"{path}: TIFF holds no image")
+                series = tif.series[0]
+                shape = _tiff_plane_shape(series.shape, tif.pages.first.shape)
+                return ImageHeader(shape[0], shape[1], shape[2] if len(shape) > 2 else 1, series.dtype.itemsize)
+        except BSEReadError:
+            raise
+        except Exception as exc:  # tifffile raises many types on a broken header
+            raise BSEReadError(f"{path}: unreadable or truncated TIFF ({type(exc).__name__})") from None
+    if head == _PNG_MAGIC:
+        return _png_header(path, data)
+    raise BSEReadError(f"{path}: not a TIFF or PNG image")
+
+
+def _tiff_plane_shape(shape: tuple[int, ...], first_page: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape :func:`_read_tiff` decodes: the series, or its first plane when it has more dimensions."""
+    return first_page if len(shape) > 2 and shape[-1] not in (3, 4) else shape
+
+
+def _png_header(path: Path, data: bytes) -> ImageHeader:
+    if len(data) < 33:
+        raise BSEReadError(f"{path}: truncated PNG (only {len(data)} bytes)")
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    depth, colour = data[24], data[25]
+    channels = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour, 4)  # a palette decodes to RGB(A)
+    return ImageHeader(height, width, channels, 2 if depth == 16 else 1)
+
+
 def read_bse(path: str | Path, pixel_size_um: float | None = None, max_pixels: int = 2**30) -> BSEImage:
     """Read a BSE image and its pixel size.
 
@@ -97,7 +166,7 @@ def _decode(path, head, tiff_source, png_bytes, pixel_size_um, max_pixels) -> BS
     elif head == _PNG_MAGIC:
         pixels, meta_size, source = _read_png(path, png_bytes(), max_pixels), None, "unknown"
     else:
-        raise BSEReadError(f"{path}: not a TIFF or PNG image (unknown file signature {head[:4]!r})")
+        raise BSEReadError(f"{path}: not a TIFF or PNG image")  # never echo the bytes: they may be a secret
     if meta_size is None and pixel_size_um is not None:
         meta_size, source = float(pixel_size_um), "user"
     elif meta_size is not None and pixel_size_um is not None and not np.isclose(meta_size, pixel_size_um, rtol=0.01):
@@ -126,7 +195,7 @@ def _read_tiff(path: Path, source, max_pixels: int) -> tuple[np.ndarray, float |
             if len(shape) > 2 and shape[-1] not in (3, 4):
                 warnings.warn(f"{path}: {len(shape)}-D TIFF {shape}; reading its first plane only", stacklevel=3)
                 page = series.pages[0] if series.pages else tif.pages.first
-                shape = page.shape
+                shape = _tiff_plane_shape(shape, page.shape)
                 _check_size(path, shape, max_pixels)
                 pixels = page.asarray()
             else:
@@ -161,10 +230,8 @@ def tiff_pixel_size_um(tif: tifffile.TiffFile) -> tuple[float | None, PixelSizeS
 
 
 def _read_png(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
-    if len(data) < 33:
-        raise BSEReadError(f"{path}: truncated PNG (only {len(data)} bytes)")
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    _check_size(path, (height, width), max_pixels)
+    header = _png_header(path, data)
+    _check_size(path, (header.height, header.width), max_pixels)
     try:
         return imagecodecs.png_decode(data)
     except Exception as exc:  # imagecodecs.PngError and friends

@@ -1,32 +1,44 @@
 """Fetching a task's image the way Label Studio stores it, and nothing else.
 
-Allowed, in order of checks:
+Allowed (every URL is read by :func:`~ml_backend.label_studio_urls.parse_file_url`, the one
+parser of Label Studio file URLs, exactly as Label Studio resolves them):
 
-* uploads and other Label Studio paths (``/data/upload/...``, ``/data/...``) and
-  absolute URLs on the configured Label Studio host, fetched with the API key;
-* local-files storage (``/data/local-files/?d=PATH``) through the Label Studio URL,
-  when ``LOCAL_FILES_DOCUMENT_ROOT``/``PATH`` lies under an allowed local root;
-* ``s3://BUCKET/KEY`` (and Label Studio's ``/tasks/ID/presign/?fileuri=...`` wrapping
-  of it) when the bucket is allowed, with the configured S3 credentials.
+* uploads (``/data/upload/...``, or the same on the configured Label Studio host), fetched
+  with the API key;
+* local-files storage (``/data/local-files/?d=PATH``) through the Label Studio URL, when
+  ``LOCAL_FILES_DOCUMENT_ROOT``/``PATH`` (as Label Studio normalises it) lies under an allowed
+  local root;
+* ``s3://BUCKET/KEY`` (and Label Studio's ``/tasks/ID/resolve/?fileuri=...`` wrapping of it)
+  when the bucket is allowed, with the configured S3 credentials.
 
-Everything else (other hosts, ``file://``, bare paths, traversal) is refused with an
-``ImageSourceError`` naming the URL: task data never makes the backend fetch an
-arbitrary URL or read an arbitrary file.
+Everything else (other hosts, ``file://``, other Label Studio paths, traversal, repeated
+parameters, redirects) is refused with an ``ImageSourceError`` naming the URL: task data
+never makes the backend fetch an arbitrary URL or read an arbitrary file. The request sent
+to Label Studio is rebuilt from the parsed URL, so what was checked is what is fetched.
+
+Each image is sized from its header before it is decoded, and its decoding and prediction
+reserve that much of the :class:`~ml_backend.memory_budget.MemoryBudget` (:meth:`ImageSource.open`).
+Error messages name the URL and the HTTP status or S3 error code, never an S3 endpoint,
+Label Studio's own error text or the file's bytes (those go to the backend log).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import posixpath
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from ml_backend.bse_io import BSEImage, decode_bse
-from ml_backend.label_studio import LabelStudioClient
+from ml_backend.bse_io import BSEImage, decode_bse, probe_bse
+from ml_backend.label_studio import LabelStudioClient, LabelStudioError
+from ml_backend.label_studio_urls import LOCAL_FILES, STORAGE, FileURL, FileURLError, parse_file_url
+from ml_backend.memory_budget import MemoryBudget
+
+log = logging.getLogger(__name__)
 
 
 class ImageSourceError(ValueError):
@@ -45,6 +57,7 @@ class ImageSource:
         local_files_root: Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``.
         max_bytes: Largest download accepted.
         max_pixels: Decompression-bomb limit for decoding.
+        budget: Memory budget each decoded image reserves (None: only ``max_pixels`` applies).
     """
 
     label_studio: LabelStudioClient | None
@@ -54,7 +67,9 @@ class ImageSource:
     local_files_root: Path | None = None
     max_bytes: int = 512 * 2**20
     max_pixels: int = 2**30
+    budget: MemoryBudget | None = None
     _s3: Any = field(default=None, init=False, repr=False)
+    _s3_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def fetch(self, url: str, pixel_size_um: float | None = None) -> BSEImage:
         """Download and decode the image at ``url`` (a task's data value).
@@ -62,54 +77,72 @@ class ImageSource:
         Raises:
             ImageSourceError: if the URL is not allowed or the download fails.
             BSEReadError: if the bytes are not a usable image.
+            ImageTooLargeError: if predicting it would exceed the memory budget.
         """
-        return decode_bse(self.fetch_bytes(url), _display_name(url), pixel_size_um, self.max_pixels)
+        with self.open(url, pixel_size_um) as image:
+            return image
+
+    @contextmanager
+    def open(self, url: str, pixel_size_um: float | None = None) -> Iterator[BSEImage]:
+        """The decoded image at ``url``, its memory reserved in the budget until the block ends.
+
+        The image is sized from its header first; one that does not fit the budget is
+        refused before any pixel is decoded (see :mod:`ml_backend.memory_budget`).
+        """
+        data = self.fetch_bytes(url)
+        name = _display_name(url)
+        if self.budget is None:
+            yield decode_bse(data, name, pixel_size_um, self.max_pixels)
+            return
+        with self.budget.reserve(probe_bse(data, name), name):
+            image = decode_bse(data, name, pixel_size_um, self.max_pixels)
+            del data
+            yield image
 
     def fetch_bytes(self, url: str) -> bytes:
         """The raw bytes behind an allowed task URL (see module docstring)."""
-        if not isinstance(url, str) or not url.strip():
-            raise ImageSourceError(f"task image URL is missing or empty: {url!r}")
-        parts = urlsplit(url.strip())
-        if parts.scheme == "s3":
+        if isinstance(url, str) and urlsplit(url.strip()).scheme == "s3":
+            parts = urlsplit(url.strip())
             return self._from_s3(parts.netloc, parts.path.lstrip("/"), url)
-        if parts.scheme in ("", "http", "https") and url.startswith(("/", "http://", "https://")):
-            if "/presign/" in parts.path or "/resolve/" in parts.path:
-                return self.fetch_bytes(_unwrap_fileuri(url, parts.query))
-            if ".." in unquote(parts.path).split("/") or not parts.path.startswith("/data/"):
-                raise ImageSourceError(f"refusing to fetch {url!r}: only Label Studio data paths (/data/...) are fetched")
-            if parts.path.rstrip("/") == "/data/local-files":
-                self._check_local_file(parts.query, url)
-            return self._from_label_studio(url)
-        raise ImageSourceError(
-            f"refusing to fetch {url!r}: only Label Studio uploads/local files on the configured host and "
-            "s3:// URLs in allowed buckets are fetched"
-        )
+        base = self.label_studio.url if self.label_studio is not None else None
+        try:
+            ref = parse_file_url(url, base)
+        except FileURLError as exc:
+            raise ImageSourceError(str(exc)) from None
+        if ref.kind == STORAGE:
+            return self._from_storage_uri(ref, url)
+        if ref.kind == LOCAL_FILES:
+            self._check_local_file(ref, url)
+        return self._from_label_studio(ref, url)
 
-    def _from_label_studio(self, url: str) -> bytes:
+    def _from_label_studio(self, ref: FileURL, url: str) -> bytes:
         if self.label_studio is None:
             raise ImageSourceError(f"cannot fetch {url!r}: LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are not set")
         try:
-            return self.label_studio.download(url, max_bytes=self.max_bytes)
-        except ValueError as exc:  # the client's same-host / traversal guard
+            return self.label_studio.download(ref.target, max_bytes=self.max_bytes, follow_redirects=False)
+        except ValueError as exc:  # the client's size limit or same-host guard
             raise ImageSourceError(str(exc)) from None
-        except RuntimeError as exc:  # LabelStudioError: HTTP status with message
-            raise ImageSourceError(f"Label Studio refused {url!r}: {exc}") from None
+        except LabelStudioError as exc:  # Label Studio's own text stays in the log
+            log.warning("fetching %r from Label Studio failed: %s", url, exc)
+            status = f"HTTP {exc.status_code}" if exc.status_code else "unreachable"
+            raise ImageSourceError(f"Label Studio refused {url!r} ({status})") from None
 
-    def _check_local_file(self, query: str, url: str) -> None:
-        relative = parse_qs(query).get("d", [""])[0]
-        if not relative:
-            raise ImageSourceError(f"local-files URL {url!r} names no file (missing ?d=)")
+    def _check_local_file(self, ref: FileURL, url: str) -> None:
         if not self.allowed_local_roots or self.local_files_root is None:
             raise ImageSourceError(
-                f"refusing local file {relative!r}: set LOCAL_FILES_DOCUMENT_ROOT and SCRAIBER_ALLOWED_LOCAL_ROOTS "
+                f"refusing local file {ref.local_path!r}: set LOCAL_FILES_DOCUMENT_ROOT and SCRAIBER_ALLOWED_LOCAL_ROOTS "
                 "to the folders Label Studio serves"
             )
-        normal = posixpath.normpath("/" + unquote(relative)).lstrip("/")
-        target = Path(self.local_files_root, normal).resolve()
-        if ".." in PurePosixPath(unquote(relative)).parts or not any(
-            target.is_relative_to(root.resolve()) for root in self.allowed_local_roots
-        ):
-            raise ImageSourceError(f"refusing local file {relative!r}: not under an allowed local root")
+        target = Path(self.local_files_root, ref.local_path).resolve()  # symlinks followed, as Label Studio does
+        if not any(target.is_relative_to(root.resolve()) for root in self.allowed_local_roots):
+            raise ImageSourceError(f"refusing local file {ref.local_path!r}: not under an allowed local root")
+
+    def _from_storage_uri(self, ref: FileURL, url: str) -> bytes:
+        inner = ref.storage_uri or ""
+        if not inner.startswith("s3://"):
+            raise ImageSourceError(f"refusing {url!r}: only s3:// storage URIs are supported, got {inner[:200]!r}")
+        parts = urlsplit(inner)
+        return self._from_s3(parts.netloc, parts.path.lstrip("/"), inner)
 
     def _from_s3(self, bucket: str, key: str, url: str) -> bytes:
         if bucket not in self.allowed_buckets:
@@ -124,7 +157,8 @@ class ImageSource:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self._s3 = self._s3 or self.s3_client()
+            with self._s3_lock:  # boto3 clients are thread-safe, creating one is not
+                self._s3 = self._s3 or self.s3_client()
             obj = self._s3.get_object(Bucket=bucket, Key=key)
             if obj["ContentLength"] > self.max_bytes:
                 obj["Body"].close()
@@ -133,22 +167,14 @@ class ImageSource:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
             raise ImageSourceError(f"S3 refused {url!r}: {code}") from None
-        except BotoCoreError as exc:
-            raise ImageSourceError(f"cannot reach S3 for {url!r}: {exc}") from None
-
-
-def _unwrap_fileuri(url: str, query: str) -> str:
-    encoded = parse_qs(query).get("fileuri", [""])[0]
-    try:
-        inner = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ImageSourceError(f"cannot decode the storage URI in {url!r}") from None
-    if not inner.startswith("s3://"):
-        raise ImageSourceError(f"refusing {url!r}: only s3:// storage URIs are supported, got {inner!r}")
-    return inner
+        except BotoCoreError as exc:  # its message names the endpoint: logged, not returned
+            log.warning("fetching %r from S3 failed: %s", url, exc)
+            raise ImageSourceError(f"cannot reach S3 for {url!r} ({type(exc).__name__}; see the backend log)") from None
 
 
 def _display_name(url: str) -> str:
-    parts = urlsplit(url)
-    d = parse_qs(parts.query).get("d")
-    return d[0] if d else (parts.path or url)
+    parts = urlsplit(url.strip())
+    try:
+        return parse_file_url(urlunsplit(("", "", parts.path, parts.query, "")), None).name
+    except FileURLError:
+        return parts.path or url

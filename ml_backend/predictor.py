@@ -20,13 +20,14 @@ from ml_backend.crystal_results import crystal_results, crystal_target
 from ml_backend.image_source import ImageSource, ImageSourceError
 from ml_backend.ladder import check_ladder
 from ml_backend.label_map import ControlTarget, LabelConfigError, control_target
+from ml_backend.memory_budget import BudgetBusyError, ImageTooLargeError
 from ml_backend.segmenters.base import Segmenter
 from ml_backend.uncertainty import task_score
 
 log = logging.getLogger(__name__)
 
 #: Everything that makes one task fail without failing the others.
-TASK_ERRORS = (ImageSourceError, BSEReadError, LabelConfigError)
+TASK_ERRORS = (ImageSourceError, BSEReadError, LabelConfigError, ImageTooLargeError, BudgetBusyError)
 
 
 class TaskScorer(Protocol):
@@ -74,6 +75,10 @@ class Predictor:
         """Version of the segmenter in use for ``project``; Label Studio re-asks when it changes."""
         return self.current(project).version
 
+    def check_config(self, label_config: str) -> None:
+        """Raise :class:`LabelConfigError` unless this config can receive predictions (brushes or crystals)."""
+        self._renderer(label_config)
+
     def predict(
         self, tasks: list[dict[str, Any]], label_config: str, project: int | None = None
     ) -> list[dict[str, Any]]:
@@ -92,6 +97,8 @@ class Predictor:
                 predictions.append(self._predict_task(task, value_key, render, segmenter))
             except TASK_ERRORS as exc:
                 predictions.append(self._error(task, exc, segmenter.version))
+            except MemoryError:  # the budget's estimate was short: this task fails, the request does not
+                predictions.append(self._error(task, MemoryError("ran out of memory predicting it"), segmenter.version))
         return predictions
 
     def _renderer(self, label_config: str) -> tuple[Callable[[BSEImage, np.ndarray], list[dict[str, Any]]], str]:
@@ -115,11 +122,12 @@ class Predictor:
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or value_key not in data:
             raise ImageSourceError(f"task has no data.{value_key} holding the image URL")
-        image = self.images.fetch(data[value_key], pixel_size_um=_pixel_size(data))
-        probs = segmenter.predict_proba(image.pixels)
-        score = self.scorer.score(image.pixels, segmenter, probs)
-        results = render(image, probs)
-        ladder = check_ladder(image.pixels, np.argmax(probs, axis=0), self.catalogue)
+        with self.images.open(data[value_key], pixel_size_um=_pixel_size(data)) as image:
+            probs = segmenter.predict_proba(image.pixels)
+            score = self.scorer.score(image.pixels, segmenter, probs)
+            results = render(image, probs)
+            ladder = check_ladder(image.pixels, np.argmax(probs, axis=0), self.catalogue)
+            del probs
         if not ladder.consistent:
             log.info("task %s: %s", task.get("id"), ladder.message())
             doubtful = {self.catalogue.index_of(name) for pair in ladder.violations for name in pair}
@@ -132,6 +140,7 @@ class Predictor:
     @staticmethod
     def _error(task: Any, exc: Exception, version: str) -> dict[str, Any]:
         task_id = task.get("id") if isinstance(task, dict) else None
+        task_id = task_id if isinstance(task_id, int) else repr(task_id)[:40]  # never echo a huge value
         log.warning("task %s: no prediction: %s", task_id, exc)
         return {"error": f"task {task_id}: {exc}", "model_version": version}
 

@@ -434,8 +434,8 @@ class InteractiveRefiner:
         state = self._cache.get(key)
         if state is not None:
             return state, True
-        image = self.images.fetch(data[target.value_key]).pixels
-        state = image_state(image, segmenter, self.config.max_work_pixels)
+        with self.images.open(data[target.value_key]) as image:  # its memory is reserved until the state exists
+            state = image_state(image.pixels, segmenter, self.config.max_work_pixels)
         self._cache.put(key, state)
         return state, False
 

@@ -12,6 +12,8 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from ml_backend.local_stack import running_stack
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -58,11 +60,16 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("SCRAIBER_ALLOWED_BUCKETS")
     )
 
-    # S3 (standard AWS variables; endpoint for SeaweedFS/MinIO)
+    # S3 (standard AWS variables, used as boto3 uses them: ml_backend.s3; endpoint for SeaweedFS/MinIO)
     s3_endpoint_url: str | None = Field(None, validation_alias=_env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"))
     aws_access_key_id: str | None = Field(None, validation_alias=_env("AWS_ACCESS_KEY_ID"))
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("AWS_SECRET_ACCESS_KEY"))
-    aws_region: str = Field("us-east-1", validation_alias=_env("AWS_DEFAULT_REGION", "AWS_REGION"))
+    aws_session_token: SecretStr | None = Field(None, validation_alias=_env("AWS_SESSION_TOKEN"),
+                                                description="temporary credentials (STS) go with their keys")
+    aws_profile: str | None = Field(None, validation_alias=_env("AWS_PROFILE"),
+                                    description="named profile of ~/.aws/config and ~/.aws/credentials")
+    aws_region: str | None = Field(None, validation_alias=_env("AWS_DEFAULT_REGION", "AWS_REGION"),
+                                   description="default: the profile's region, else boto3's")
     artefact_uri: str | None = Field(None, validation_alias=_env("SCRAIBER_ARTEFACT_URI"))
 
     # MLflow
@@ -99,6 +106,29 @@ class Settings(BaseSettings):
             if isinstance(raw, str):
                 values[name] = [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
         return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_stack(cls, values: dict) -> dict:
+        """With no Label Studio configured, the one ``scraiber up`` runs on this data dir, in demo mode
+        (:mod:`ml_backend.local_stack`): commands run beside ``up`` need no variables."""
+        if not isinstance(values, dict):
+            return values
+
+        def given(*names: str) -> bool:
+            return any(values.get(name) not in (None, "") for name in names)
+
+        if given("LABEL_STUDIO_URL", "label_studio_url", "LABEL_STUDIO_API_KEY", "label_studio_api_key"):
+            return values
+        data_dir = values.get("SCRAIBER_DATA_DIR") or values.get("data_dir") or cls.model_fields["data_dir"].default
+        stack = running_stack(Path(data_dir))
+        key = stack.api_key() if stack is not None else None
+        if key is None:
+            return values
+        found = {"label_studio_url": stack.label_studio_url, "label_studio_api_key": key}
+        if not given("SCRAIBER_DEMO", "demo"):
+            found["demo"] = True
+        return {**values, **found}
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

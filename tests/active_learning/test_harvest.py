@@ -220,3 +220,22 @@ def test_random_key_is_created_once_per_data_dir_with_0600(tmp_path):
     assert resolve_key("configured-secret", tmp_path / "third") == b"configured-secret"
     assert not (tmp_path / "third" / KEY_FILE).exists()
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [KEY_FILE]  # no temporary files left
+
+
+def test_a_stored_calibration_model_gives_the_confidence(world):
+    from active_learning.calibration import CALIBRATION_KEY, HARVEST_FEATURES, CalibrationModel
+
+    names = list(HARVEST_FEATURES)
+    constant = CalibrationModel(tuple(names), np.zeros(len(names)), np.ones(len(names)), np.zeros(len(names)), 0.0,
+                                knots_x=np.array([0.0, 1.0]), knots_y=np.array([0.77, 0.77]),
+                                fitted_on={"pixels": 10})  # fmt: skip
+    world["store"].put_json(CALIBRATION_KEY, constant.to_dict())
+    annotation = world["ls"].annotate(world["task"], brush_result(world["final"], LABELS), lead_time=5.0,
+                                      parent_prediction=world["prediction"])  # fmt: skip
+    world["harvester"].harvest(annotation)
+    npz_key, json_key = label_keys(world["project"], world["task"], annotation)
+    confidence = world["store"].get_arrays(npz_key)["confidence"].astype(np.float32)
+    labelled = world["final"] != NOTHING
+    np.testing.assert_allclose(confidence[labelled], 0.77, atol=1e-3)
+    assert (confidence[~labelled] == 0).all()
+    assert world["store"].get_json(json_key)["confidence_calibration"] == {"pixels": 10}

@@ -5,9 +5,11 @@ import time
 
 import numpy as np
 import pytest
+import sqlalchemy
 from click.testing import CliRunner
 
 from active_learning.event_log import EventLog
+from active_learning.event_log import events as event_table
 from active_learning.harvest import Harvester
 from active_learning.harvest_log import SKIP, HarvestLog
 from active_learning.reconcile import Reconciler
@@ -111,10 +113,18 @@ def test_label_studio_down_keeps_events_pending_then_catches_up(setup):
     assert events.counts()["done"] == 1 and harvests.count_labels() == 1
 
 
-def test_bad_payloads_fail_and_are_parked_after_the_retries(setup):
+def test_bad_payloads_are_refused_or_fail_and_are_parked_after_the_retries(setup):
     events, worker = setup["events"], setup["worker"]
     events.max_attempts = 3
-    events.record({"action": "ANNOTATION_CREATED", "annotation": {"id": "not-a-number"}})
+    with pytest.raises(ValueError, match="annotation.id"):
+        events.record({"action": "ANNOTATION_CREATED", "annotation": {"id": "not-a-number"}})
+    # a bad event stored before the log checked payloads fails, then is parked
+    bad = '{"action":"ANNOTATION_CREATED","annotation":{"id":"not-a-number"}}'
+    with events.engine.begin() as connection:
+        connection.execute(sqlalchemy.insert(event_table).values(
+            delivery_key="old", action="ANNOTATION_CREATED", payload=bad, received_at=time.time(),
+            status="pending", attempts=0,
+        ))  # fmt: skip
     worker.drain(timeout=5)
     assert events.counts()["failed"] == 1
     [event] = events.list_events()

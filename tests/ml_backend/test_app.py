@@ -48,7 +48,7 @@ def backend(tmp_path, image_host):
     events = EventLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
     predictor = Predictor(catalogue, provider, ImageSource(LabelStudioClient(image_host, "0123456789abcdef")))
     services = BackendServices(predictor=predictor, events=events, status=status_counters(events, provider))
-    app = create_app(services, AUTH, max_request_bytes=200_000, model_dir=str(tmp_path / "model"))
+    app = create_app(services, AUTH, max_request_bytes=200_000)
     return app.test_client(), events, provider
 
 
@@ -77,7 +77,7 @@ def test_projects_that_call_setup_or_predict_are_the_ones_served(tmp_path, backe
     catalogue = load_catalogue()
     predictor = Predictor(catalogue, provider, ImageSource(None))
     services = BackendServices(predictor, events, status_counters(events, provider), connected=project_noter(harvests))
-    client = create_app(services, AUTH, max_request_bytes=200_000, model_dir=str(tmp_path / "m2")).test_client()
+    client = create_app(services, AUTH, max_request_bytes=200_000).test_client()
     schema = minerals_xml(catalogue)
     for _ in range(2):
         assert client.post("/setup", json={"project": "7.1764000000", "schema": schema}, headers=_auth()).status_code == 200
@@ -85,6 +85,7 @@ def test_projects_that_call_setup_or_predict_are_the_ones_served(tmp_path, backe
     body = {"tasks": [], "label_config": schema, "project": "8.1764000000"}
     assert client.post("/predict", json=body, headers=_auth()).status_code == 200
     assert harvests.known_projects() == [7, 8]
+    assert harvests.backend_urls(7) == {"http://localhost"}  # as Label Studio called it (Host)
 
 
 def test_setup_reports_the_served_model_version(backend):
@@ -141,12 +142,14 @@ def test_predict_bad_requests_get_400_with_message(backend, body, message):
     assert "Traceback" not in answer.get_data(as_text=True)
 
 
-def test_config_without_brush_labels_fails_each_task_clearly(backend):
+def test_config_scraiber_cannot_fill_is_a_bad_request_at_setup_and_predict(backend):
     client, _, _ = backend
     config = '<View><Image name="i" value="$image"/><Choices name="c" toName="i"><Choice value="ok"/></Choices></View>'
     answer = client.post("/predict", json={"tasks": [{"id": 7, "data": {}}], "label_config": config}, headers=_auth())
-    assert answer.status_code == 200
-    assert "no <BrushLabels>" in answer.get_json()["results"][0]["error"]
+    assert answer.status_code == 400
+    assert "no <BrushLabels>" in answer.get_json()["error"]
+    setup = client.post("/setup", json={"project": "1.1", "schema": config}, headers=_auth())
+    assert setup.status_code == 400 and "no <BrushLabels>" in setup.get_json()["error"]
 
 
 def test_request_size_limit(backend):
@@ -180,5 +183,38 @@ def test_demo_without_auth(tmp_path, backend):
         events=events,
         status=status_counters(events, provider),
     )
-    client = create_app(services, None, 10_000, str(tmp_path)).test_client()
+    client = create_app(services, None, 10_000).test_client()
     assert client.get("/status").status_code == 200
+
+
+def test_two_apps_in_one_process_share_nothing(tmp_path, backend):
+    _, events, provider = backend
+    services = BackendServices(Predictor(load_catalogue(), provider, ImageSource(None)), events,
+                               status_counters(events, provider))  # fmt: skip
+    first = create_app(services, ("a", "one"), 10_000).test_client()
+    second = create_app(services, ("a", "two"), 20_000).test_client()
+    assert first.get("/status", headers=_auth("a", "one")).status_code == 200
+    assert second.get("/status", headers=_auth("a", "one")).status_code == 401
+    assert second.get("/status", headers=_auth("a", "two")).status_code == 200
+    body = b'{"action": "X", "pad": "' + b" " * 15_000 + b'"}'
+    assert first.post("/webhook", data=body, headers=_auth("a", "one"), content_type="application/json").status_code == 413
+    assert second.post("/webhook", data=body, headers=_auth("a", "two"), content_type="application/json").status_code == 200
+    for client, auth in ((first, _auth("a", "one")), (second, _auth("a", "two"))):
+        for path in ("/versions", "/metrics", "/is_training"):  # label-studio-ml's routes are not served
+            answer = client.get(path, headers=auth)
+            assert answer.status_code == 404 and answer.get_json()["status"] == 404
+
+
+@pytest.mark.parametrize("error", [FileNotFoundError, IndexError, AssertionError, RuntimeError])
+def test_unexpected_errors_are_json_without_traceback(tmp_path, backend, error):
+    """label-studio-ml answered these three as text/html with the exception's text; now one JSON 500."""
+    _, events, _ = backend
+
+    def broken():
+        raise error("/srv/secret/path/model.onnx missing")
+
+    services = BackendServices(Predictor(load_catalogue(), broken, ImageSource(None)), events, lambda: {})
+    answer = create_app(services, AUTH, 10_000).test_client().get("/health")
+    assert answer.status_code == 500 and answer.is_json
+    assert answer.get_json() == {"status": 500, "error": f"internal error ({error.__name__}); see the backend log"}
+    assert "Traceback" not in answer.get_data(as_text=True) and "/srv/secret" not in answer.get_data(as_text=True)

@@ -181,7 +181,7 @@ def test_context_through_the_app_returns_refined_regions(tmp_path, image_host, s
         status=dict,
         refiner=refiner,
     )
-    client = create_app(services, AUTH, 5_000_000, str(tmp_path / "model")).test_client()
+    client = create_app(services, AUTH, 5_000_000).test_client()
     headers = {"Authorization": "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()}
     task = {"id": 7, "project": 3, "data": {"image": "/data/upload/1/field.png"}, "drafts": [{"created_username": "Ann Expert a@b.c, 42"}]}
     body = {
