@@ -13,6 +13,7 @@ COPY label_config label_config
 COPY ml_backend ml_backend
 COPY active_learning active_learning
 COPY tracking_analysis tracking_analysis
+COPY benchmarks benchmarks
 RUN pip install -c .ci/constraints.txt . \
     && useradd --system --home-dir /var/lib/scraiber --create-home scraiber
 USER scraiber

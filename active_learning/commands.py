@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -48,7 +49,7 @@ def retrain_command(ctx: click.Context, config_path: Path | None) -> None:
     settings = settings_from(ctx)
     if config_path is not None:
         settings = settings.model_copy(update={"retrain_config": config_path})
-    result = build_cycle(settings, build_worker(settings)).run("manual (scraiber retrain)")
+    result = build_cycle(settings, build_worker(settings), progress_printer(click.echo)).run("manual (scraiber retrain)")
     click.echo(
         f"training run {result.run_id}: {result.status}; trained on {result.trained_on} implicit labels, "
         f"validated on {result.held_out} held-out expert labels"
@@ -60,3 +61,27 @@ def retrain_command(ctx: click.Context, config_path: Path | None) -> None:
         click.echo(f"posted {result.predictions} predictions of the new model to open tasks")
     if result.status in ("failed", "busy"):
         raise click.ClickException(result.reason)
+
+
+def progress_printer(echo, every: float = 30.0, clock=time.monotonic):
+    """A retraining cycle's observer that prints each phase, each validation, and the step every ``every`` s."""
+    state = {"phase": None, "printed_at": -float("inf"), "val": None}
+
+    def show(record: dict) -> None:
+        if record.get("phase") != state["phase"]:
+            state["phase"] = record.get("phase")
+            echo(f"[retrain] {state['phase']}")
+        if "loss" not in record:
+            return
+        validated = record.get("val_score") != state["val"]
+        if not (validated or record["step"] == record["steps"] or clock() - state["printed_at"] >= every):
+            return
+        state["printed_at"], state["val"] = clock(), record.get("val_score")
+        line = f"[retrain] step {record['step']}/{record['steps']}, loss {record['loss']:.3f}"
+        if record.get("val_score") is not None:
+            line += f", validation score {record['val_score']:.4f}"
+        if record.get("eta_s") is not None:
+            line += f", about {record['eta_s'] / 60:.1f} min of steps left"
+        echo(line)
+
+    return show

@@ -3,8 +3,10 @@
 The harvest worker only *records* that training was asked for (Label Studio's
 START_TRAINING event): one row in ``training_requests`` per event, so a re-delivered or
 re-processed event asks once. The retraining cycle (:mod:`active_learning.retrain`) takes
-pending requests and writes one row per run it performs into ``training_runs``; the
-backend's ``/status`` counts those rows as ``training_runs``. Nothing here trains.
+pending requests and writes one row per run it performs into ``training_runs``, and where a
+running cycle stands into ``training_progress`` (phase, step, ETA, last validation); the
+backend's ``/status`` counts the runs as ``training_runs`` and shows the latest one as
+``training``. Nothing here trains.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ training_runs = Table(
     Column("model_version", String(255)),
     Column("mlflow_run_id", String(64)),
 )
+
+training_progress = Table(
+    "training_progress",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("updated_at", Float, nullable=False),
+    Column("phase", String(64), nullable=False),
+    Column("step", Integer),
+    Column("steps", Integer),
+    Column("loss", Float),
+    Column("eta_s", Float),
+    Column("val_score", Float),
+    Column("champion_score", Float),
+)
+PROGRESS_FIELDS = ("phase", "step", "steps", "loss", "eta_s", "val_score", "champion_score")
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,48 @@ class TrainingQueue:
                 .where(training_runs.c.id == run_id)
                 .values(finished_at=time.time(), status=status[:16], model_version=model_version, mlflow_run_id=mlflow_run_id)
             )
+
+    def record_progress(self, run_id: int, phase: str, **fields: float | int | None) -> None:
+        """Where run ``run_id`` stands: ``phase`` and any of ``step``, ``steps``, ``loss``, ``eta_s``,
+        ``val_score``, ``champion_score`` (fields not given keep their last value)."""
+        unknown = set(fields) - set(PROGRESS_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown progress fields {sorted(unknown)}; valid: {', '.join(PROGRESS_FIELDS)}")
+        values = {"phase": phase[:64], "updated_at": time.time(), **fields}
+        with self.engine.begin() as connection:
+            changed = connection.execute(
+                update(training_progress).where(training_progress.c.run_id == run_id).values(**values)
+            ).rowcount
+            if not changed:  # one writer per run (the cycle holds the training lease)
+                connection.execute(insert(training_progress).values(run_id=run_id, **values))
+
+    def latest(self) -> dict | None:
+        """The latest run with its progress, for ``/status``; None before the first run.
+
+        ``elapsed_s`` counts from its start (to its end once finished); ``previous_s`` is how long
+        the last finished run before it took, the expected duration of a running one.
+        """
+        with self.engine.connect() as connection:
+            run = connection.execute(select(training_runs).order_by(training_runs.c.id.desc()).limit(1)).one_or_none()
+            if run is None:
+                return None
+            progress = connection.execute(
+                select(training_progress).where(training_progress.c.run_id == run.id)
+            ).one_or_none()
+            previous = connection.execute(
+                select(training_runs.c.started_at, training_runs.c.finished_at)
+                .where(training_runs.c.id < run.id, training_runs.c.finished_at.is_not(None),
+                       training_runs.c.status.in_(("promoted", "not-promoted")))
+                .order_by(training_runs.c.id.desc()).limit(1)
+            ).one_or_none()  # fmt: skip
+        body = {"run": run.id, "status": run.status, "started_at": run.started_at, "finished_at": run.finished_at,
+                "elapsed_s": round((run.finished_at or time.time()) - run.started_at, 1),
+                "registered_as": run.model_version if run.finished_at else None,  # registry name and version
+                "previous_s": round(previous.finished_at - previous.started_at, 1) if previous else None}  # fmt: skip
+        if progress is not None:
+            body.update({name: getattr(progress, name) for name in PROGRESS_FIELDS})
+            body["progress_at"] = progress.updated_at
+        return body
 
     def last_started(self) -> float | None:
         """When the last training run started (epoch seconds), or None."""

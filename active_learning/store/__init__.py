@@ -21,6 +21,7 @@ from active_learning.store.base import (
 )
 from active_learning.store.local import LocalArtefactStore
 from active_learning.store.s3 import S3ArtefactStore
+from ml_backend.s3 import s3_client_from
 from ml_backend.settings import Settings
 
 __all__ = [
@@ -39,15 +40,12 @@ def _open_s3(uri: str, settings: Settings, create_bucket: bool) -> ArtefactStore
     parts = urlsplit(uri)
     if not parts.netloc:
         raise ValueError(f"S3 artefact URI {uri!r} has no bucket; write s3://BUCKET/PREFIX")
-    secret = settings.aws_secret_access_key
     return S3ArtefactStore(
         parts.netloc,
         parts.path,
         endpoint_url=settings.s3_endpoint_url,
-        access_key_id=settings.aws_access_key_id,
-        secret_access_key=secret.get_secret_value() if secret is not None else None,
-        region=settings.aws_region,
         create_bucket=create_bucket,
+        client=s3_client_from(settings),
     )
 
 
@@ -66,8 +64,8 @@ def open_store(uri: str, settings: Settings, *, create_bucket: bool = False) -> 
 
     Args:
         uri: ``s3://bucket/prefix``, ``file:///abs/path`` or a plain local path.
-        settings: Source of the S3 endpoint, keys and region (``s3_endpoint_url``,
-            ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_region``).
+        settings: Source of the S3 endpoint, region, profile and any explicit keys
+            (:func:`ml_backend.s3.s3_client_from`; boto3's credential chain otherwise).
         create_bucket: For S3, create the bucket on the first write if it is missing.
 
     Raises:

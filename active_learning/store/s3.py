@@ -7,10 +7,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from active_learning.store.base import (
@@ -22,6 +20,7 @@ from active_learning.store.base import (
     validate_key,
     validate_metadata,
 )
+from ml_backend.s3 import s3_client
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NOT_FOUND = {"NoSuchKey", "NotFound", "404"}
@@ -36,10 +35,14 @@ class S3ArtefactStore(ArtefactStore):
         bucket: Bucket name (3-63 lower-case letters, digits, dots, hyphens).
         prefix: Key prefix inside the bucket (no leading or trailing ``/`` needed).
         endpoint_url: S3 endpoint for a non-AWS server (SeaweedFS, MinIO); ``None`` for AWS.
-        access_key_id: Access key; ``None`` leaves boto3 its default credential chain.
+        access_key_id: Access key; ``None`` leaves boto3 its default credential chain
+            (environment with ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, roles...).
         secret_access_key: Secret key (never logged or put in messages).
-        region: Region name used for signing.
+        session_token: Session token of temporary credentials given with the keys.
+        region: Region name used for signing (None: boto3's default).
+        profile: Named AWS profile (None: ``AWS_PROFILE`` or ``default``).
         create_bucket: Create the bucket on the first write if it does not exist.
+        client: A ready boto3 S3 client (then the credential arguments are not used).
 
     Raises:
         ValueError: if the bucket name or prefix is invalid.
@@ -53,8 +56,11 @@ class S3ArtefactStore(ArtefactStore):
         endpoint_url: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
-        region: str = "us-east-1",
+        session_token: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
         create_bucket: bool = False,
+        client: Any = None,
     ) -> None:
         if not _BUCKET_NAME.match(bucket) or ".." in bucket:
             raise ValueError(f"invalid S3 bucket name {bucket!r}: use 3-63 lower-case letters, digits, '.' and '-'")
@@ -64,26 +70,11 @@ class S3ArtefactStore(ArtefactStore):
         self.bucket = bucket
         self.prefix = prefix
         self.endpoint_url = endpoint_url
-        self.region = region
         self.create_bucket = create_bucket
-        config = Config(
-            region_name=region,
-            connect_timeout=5,
-            read_timeout=60,
-            retries={"max_attempts": 3, "mode": "standard"},
-            # Path-style URLs work with any endpoint name (compose service names, IPs);
-            # checksums only where S3 requires them, which every S3-compatible server accepts.
-            s3={"addressing_style": "path"} if endpoint_url else {},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        self._client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            config=config,
-        )
+        self._client = client or s3_client(
+            endpoint_url, region=region, access_key_id=access_key_id, secret_access_key=secret_access_key,
+            session_token=session_token, profile=profile,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"S3ArtefactStore({self._location('')!r}, endpoint_url={self.endpoint_url!r})"
@@ -137,9 +128,8 @@ class S3ArtefactStore(ArtefactStore):
 
     def _create_bucket(self, key: str) -> None:
         # AWS wants the region named outside us-east-1; another writer may have created it meanwhile
-        options = (
-            {} if self.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
-        )
+        region = self._client.meta.region_name
+        options = {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         with self._errors("create the bucket for", key):
             try:
                 self._client.create_bucket(Bucket=self.bucket, **options)

@@ -81,6 +81,21 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _built(network: torch.nn.Module | Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    return network if isinstance(network, torch.nn.Module) else network()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half a model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.part")
+    draft.write_bytes(data)
+    draft.replace(path)
+
+
+CALIBRATION = "cal4x256"  # calibration_batches' defaults: part of a cached int8 model's name
+
+
 def calibration_batches(config: FCNConfig, n: int = 4, size: int = 256) -> list[np.ndarray]:
     """Network inputs of ``n`` fixed synthetic sections, for int8 calibration."""
     from ml_backend.synthetic import generate_section
@@ -96,7 +111,9 @@ class FCNPredictor:
     """Tiled prediction with one network.
 
     Args:
-        network: The network (its weights are used as they are; it is put in eval mode).
+        network: The network (its weights are used as they are; it is put in eval mode), or a
+            function building it: then it is built only if needed (not for an ONNX model already
+            in ``onnx_cache``, which saves importing the network's libraries).
         config: Its construction config (normalisation and tiling).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         runtime: One of ``ml_backend.fcn.runtime.RUNTIMES`` or ``auto`` (the measured best,
@@ -106,11 +123,13 @@ class FCNPredictor:
         tile, overlap, halo: Override the config's tiling.
         cache_key: An id of the weights (their SHA-256): ONNX exports and int8 quantisation
             (seconds) are then done once per process.
+        onnx_cache: Folder keeping ONNX models (with ``cache_key``) across processes: the int8
+            quantisation (10-30 s on 2 cores) is then done once per machine, not per process.
     """
 
     def __init__(
         self,
-        network: torch.nn.Module,
+        network: torch.nn.Module | Callable[[], torch.nn.Module],
         config: FCNConfig,
         device: str = "auto",
         runtime: str = "auto",
@@ -120,8 +139,10 @@ class FCNPredictor:
         overlap: int | None = None,
         halo: int | None = None,
         cache_key: str | None = None,
+        onnx_cache: str | Path | None = None,
     ) -> None:
         self.config = config
+        self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
         self.device = resolve_device(device)
         cuda = self.device.type == "cuda"
         self.runtime = check_runtime(runtime if runtime != "auto" else default_runtime(self.device))
@@ -141,20 +162,41 @@ class FCNPredictor:
         if self.runtime.startswith("onnx"):
             self._run = onnx_runner(self._onnx_model(network, cache_key), self.threads)
         else:
-            self._run = torch_runner(network, self.device, self.runtime)
+            self._run = torch_runner(_built(network), self.device, self.runtime)
 
-    def _onnx_model(self, network: torch.nn.Module, cache_key: str | None) -> bytes:
+    def _onnx_model(self, network: torch.nn.Module | Callable[[], torch.nn.Module], cache_key: str | None) -> bytes:
         key = (cache_key or "", self.runtime)
         if cache_key and key in _ONNX_CACHE:
             return _ONNX_CACHE[key]
-        model = export_onnx(network)
-        if self.runtime == "onnx-int8":
-            model = quantise_onnx(model, calibration_batches(self.config))
+        stored = self._onnx_file(cache_key)
+        try:
+            model = stored.read_bytes() if stored is not None else None
+        except OSError:
+            model = None
+        if not model:
+            model = export_onnx(_built(network))
+            if self.runtime == "onnx-int8":
+                model = quantise_onnx(model, calibration_batches(self.config))
+            if stored is not None:
+                _write_atomically(stored, model)
         if cache_key:
             while len(_ONNX_CACHE) >= _ONNX_CACHE_SIZE:
                 _ONNX_CACHE.pop(next(iter(_ONNX_CACHE)))
             _ONNX_CACHE[key] = model
         return model
+
+    def _onnx_file(self, cache_key: str | None) -> Path | None:
+        """Where the ONNX model of these weights and this runtime is kept (None: no disk cache).
+
+        The name holds everything the model depends on: weights, runtime, the calibration
+        and the versions of torch (export) and ONNX Runtime (quantisation).
+        """
+        if self.onnx_cache is None or not cache_key:
+            return None
+        import onnxruntime
+
+        name = f"{cache_key[:32]}-{self.runtime}-{CALIBRATION}-torch{torch.__version__}-ort{onnxruntime.__version__}.onnx"
+        return self.onnx_cache / name.replace("+", "_")
 
     def predict_tiles(self, tiles: np.ndarray, intensity: IntensityRange) -> np.ndarray:
         """(B, C, h, w) float32 probabilities of a (B, h, w) batch of raw tiles, normalised with ``intensity``."""
@@ -201,7 +243,7 @@ class FCNSegmenter(Segmenter):
         model: Weights + config as a folder, ``.safetensors`` or ``.json`` path; default:
             the shipped model matching the catalogue (``shipped_model_path``).
         **options: ``device``, ``runtime``, ``threads``, ``batch_size``, ``tile``,
-            ``overlap``, ``halo`` of :class:`FCNPredictor`.
+            ``overlap``, ``halo``, ``onnx_cache`` of :class:`FCNPredictor`.
 
     Raises:
         ValueError: when no model is given and none is shipped for these classes, or the
@@ -219,6 +261,7 @@ class FCNSegmenter(Segmenter):
         tile: int | None = None,
         overlap: int | None = None,
         halo: int | None = None,
+        onnx_cache: str | Path | None = None,
     ) -> None:
         path = Path(model) if model is not None else shipped_model_path(catalogue)
         if path is None:
@@ -236,7 +279,8 @@ class FCNSegmenter(Segmenter):
         self.model_path = loaded.path
         self.version = f"fcn-{loaded.sha256[:12]}"
         self.predictor = FCNPredictor(
-            loaded.network(), loaded.config, device, runtime, threads, batch_size, tile, overlap, halo, loaded.sha256
+            loaded.network, loaded.config, device, runtime, threads, batch_size, tile, overlap, halo, loaded.sha256,
+            onnx_cache,
         )
         self._features: Callable[[np.ndarray], np.ndarray] | None = None
         self._features_lock = threading.Lock()

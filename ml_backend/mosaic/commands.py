@@ -62,6 +62,8 @@ def segment_command(
         from ml_backend.fcn.model_files import resolve_model_uri
 
         options["model"] = str(resolve_model_uri(model_uri, settings))
+    if method == "fcn":  # the int8 model is quantised once per machine, not once per command
+        options["onnx_cache"] = str(settings.data_dir / "cache" / "onnx")
     if stream is None:
         stream = should_stream(image, int(stream_above * 2**20))
     if stream:

@@ -103,3 +103,17 @@ def test_bad_catalogue_errors_name_file_and_problem(tmp_path, text, message):
 def test_missing_catalogue_file(tmp_path):
     with pytest.raises(ValueError, match="catalogue file not found"):
         load_catalogue(tmp_path / "nope.toml")
+
+
+def test_brush_colours_stand_out_on_grey_bse_and_from_each_other():
+    """Brushes are drawn over grey BSE images: a grey colour (equal R, G, B) is nearly invisible there."""
+    catalogue = load_catalogue()
+    rgbs = {name: catalogue.get(name).rgb for name in catalogue.names}
+    for name, rgb in rgbs.items():
+        chroma = (max(rgb) - min(rgb)) / 255
+        assert chroma >= 0.3, f"{name}'s colour {catalogue.get(name).color} is too grey to see on a BSE image"
+    names = list(rgbs)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            distance = sum((x - y) ** 2 for x, y in zip(rgbs[a], rgbs[b], strict=True)) ** 0.5
+            assert distance >= 60, f"{a} and {b} have nearly the same colour"
