@@ -21,10 +21,14 @@ Cycles run in the harvest worker's process, beside harvesting, never in the web 
    validation set, so the champion rule compares like with like;
 4. fine-tunes the champion on the remaining labels, each pixel weighted by its confidence,
    mixed with fresh synthetic sections (``harvest_ratio`` of each batch), locally or on
-   Modal (``SCRAIBER_TRAIN_ON``) with the same ``run_training``;
-5. registers the candidate and moves the champion alias only if its validation score on the
-   same set is not worse: its mIoU on the held-out expert labels, with the synthetic
-   sections as a guard against forgetting (:mod:`active_learning.training.validation`);
+   Modal (``SCRAIBER_TRAIN_ON``) with the same ``run_training``; the phase, step, loss, ETA
+   and last validation go to ``training_progress`` (:class:`CycleProgress`), shown by
+   ``/status`` and printed by ``scraiber retrain``;
+5. registers the candidate and moves the champion alias only if it is not worse on the same
+   set: by the champion test on the per-tile mIoUs of every second held-out task (those never
+   choose a checkpoint, :func:`champion_tasks`) once 15 are there, else by its mIoU on the
+   held-out expert labels; the synthetic sections guard against forgetting
+   (:mod:`active_learning.training.validation`, :mod:`active_learning.champion`);
 6. if promoted, predicts the open tasks (no annotation yet) of every served project with
    the new model and posts the predictions, with their scores, to Label Studio: the Data
    Manager shows the new model version and can sort by score. The web workers switch to
@@ -112,6 +116,83 @@ def held_out_tasks(history: Iterable[HarvestRecord]) -> set[int]:
     return held
 
 
+def champion_tasks(history: Iterable[HarvestRecord]) -> set[int]:
+    """Held-out tasks that only judge champions: of each project's held-out tasks, every second one.
+
+    The 6th, 16th, 26th... task labelled in a project gives per-tile mIoUs to the champion test
+    (:mod:`active_learning.champion`) and never chooses a checkpoint; the 1st, 11th, 21st... choose
+    checkpoints. Choosing and judging on the same tiles biases the winner upward.
+    """
+    history = list(history)
+    held = held_out_tasks(history)
+    order: dict[int, list[int]] = {}
+    for record in history:
+        tasks = order.setdefault(record.project_id, [])
+        if record.task_id in held and record.task_id not in tasks:
+            tasks.append(record.task_id)
+    return {task for tasks in order.values() for task in tasks[1::2]}
+
+
+class CycleProgress:
+    """Where a running cycle stands, written to ``training_progress`` for ``/status``.
+
+    :meth:`phase` records a phase change; called with ``run_training``'s step updates, it
+    records step, loss, the last validation score and an ETA of the remaining steps (from the
+    pace of this cycle's steps so far), at most every ``every`` seconds and at each validation.
+
+    Args:
+        queue: The training queue (its ``training_progress`` table).
+        run_id: The cycle's run.
+        observer: Also called with every record written (``scraiber retrain`` prints them).
+        every: Least seconds between two step records.
+        clock: Monotonic time source (tests).
+    """
+
+    def __init__(
+        self,
+        queue: TrainingQueue,
+        run_id: int,
+        observer: Callable[[dict[str, Any]], None] | None = None,
+        every: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.queue = queue
+        self.run_id = run_id
+        self.observer = observer
+        self.every = every
+        self._clock = clock
+        self._first: tuple[float, int] | None = None
+        self._written = -float("inf")
+        self._validation: float | None = None
+
+    def phase(self, name: str, **fields: Any) -> None:
+        """Record that the cycle entered phase ``name`` (with any progress fields)."""
+        self._write({"phase": name, **fields})
+
+    def __call__(self, update: dict[str, Any]) -> None:
+        """A step update of ``run_training`` (``step``, ``steps``, ``loss``, maybe ``val_score``)."""
+        now = self._clock()
+        if self._first is None:
+            self._first = (now, update["step"])  # the pace is measured from the first step seen
+        validated = "val_score" in update
+        if validated:
+            self._validation = float(update["val_score"])
+        if not validated and update["step"] != update["steps"] and now - self._written < self.every:
+            return
+        started, first_step = self._first
+        done = update["step"] - first_step
+        eta = (now - started) / done * (update["steps"] - update["step"]) if done > 0 else None
+        self._written = now
+        self._write({"phase": "training", "step": int(update["step"]), "steps": int(update["steps"]),
+                     "loss": float(update["loss"]), "eta_s": None if eta is None else round(eta, 1),
+                     "val_score": self._validation})  # fmt: skip
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.queue.record_progress(self.run_id, **record)
+        if self.observer is not None:
+            self.observer(record)
+
+
 class RetrainCycle:
     """Runs retraining cycles (see the module docstring).
 
@@ -127,6 +208,7 @@ class RetrainCycle:
         base_config: Training config fine-tuning starts from (``FINE_TUNE`` overrides applied).
         trainer: ``run_training`` or the Modal equivalent.
         holdout: Keep held-out tasks for validation (:func:`held_out_tasks`); False trains on all.
+        observer: Called with each progress record of a cycle (:class:`CycleProgress`).
     """
 
     def __init__(
@@ -142,6 +224,7 @@ class RetrainCycle:
         base_config: TrainConfig | None = None,
         trainer: Callable[..., Any] = run_training,
         holdout: bool = True,
+        observer: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
@@ -154,6 +237,7 @@ class RetrainCycle:
         self.base_config = base_config or TrainConfig(threads=settings.threads).replace(**FINE_TUNE)
         self.trainer = trainer
         self.holdout = holdout
+        self.observer = observer
         self.lease = WorkerLease(harvests.engine, name="training", ttl=900)
 
     def due(self) -> str | None:
@@ -176,7 +260,7 @@ class RetrainCycle:
         run_id = self.queue.start_run(reason)
         self.queue.take_requests(run_id)
         try:
-            result = self._cycle(run_id)
+            result = self._cycle(run_id, CycleProgress(self.queue, run_id, self.observer))
         except Exception as exc:  # a failed cycle is recorded; the worker carries on harvesting
             log.exception("training run %d failed", run_id)
             self.queue.finish_run(run_id, "failed", str(exc)[:255])
@@ -193,11 +277,13 @@ class RetrainCycle:
         while not stop.wait(60):
             self.lease.acquire()
 
-    def _cycle(self, run_id: int) -> CycleResult:
+    def _cycle(self, run_id: int, progress: CycleProgress) -> CycleResult:
+        progress.phase("gathering implicit labels")
         train, extra = self.gather()
         if not train:
             return CycleResult(run_id, "no-labels", held_out=len(extra), reason="no implicit labels to train on")
         config = self.base_config
+        progress.phase("validating the champion", steps=config.steps)
         samples, _, fingerprint = validation_set(
             self.catalogue, config.val_seed, config.val_sections, config.val_size, extra, config.validation_families()
         )
@@ -205,6 +291,7 @@ class RetrainCycle:
         champion = self._champion(registry, samples, fingerprint)
         champion_path = registry.download_model(champion)
         champion_miou = float(registry.version(champion).tags["scraiber.val_miou"])
+        progress.phase("training", step=0, steps=config.steps, champion_score=champion_miou)
         arch = load_fcn(champion_path).config.arch
         config = config.replace(
             arch=arch,
@@ -213,9 +300,13 @@ class RetrainCycle:
             checkpoint_dir=str(self.settings.data_dir / "checkpoints" / f"retrain-{run_id}"),
         )
         result = self.trainer(config, self.settings, catalogue=self.catalogue, harvested=train,
-                              validation_extra=extra, register=True, progress=False)  # fmt: skip
+                              validation_extra=extra, register=True, progress=False, on_progress=progress)  # fmt: skip
         status = "promoted" if result.promoted else "not-promoted"
-        posted = self.repredict(result.model_version, Path(result.model_path)) if result.promoted else 0
+        posted = 0
+        if result.promoted:
+            progress.phase("re-predicting open tasks", eta_s=None)
+            posted = self.repredict(result.model_version, Path(result.model_path))
+        progress.phase(status, eta_s=None, val_score=result.val_miou)
         return CycleResult(run_id, status, len(train), len(extra), result.model_version, result.val_miou,
                            champion_miou, result.promotion_reason or "", posted)  # fmt: skip
 
@@ -225,6 +316,7 @@ class RetrainCycle:
         extra: list[ValidationSample] = []
         history = self.harvests.records(kind=LABEL, include_retracted=True, include_superseded=True)
         held = held_out_tasks(history) if self.holdout else set()
+        judges = champion_tasks(history) if self.holdout else set()
         for record in self.harvests.records(kind=LABEL):
             arrays = self.store.get_arrays(record.label_key)
             provenance = self.store.get_json(record.label_key.removesuffix(".npz") + ".json")
@@ -234,7 +326,10 @@ class RetrainCycle:
                 log.warning("annotation %s: image %s and label %s differ; skipped", record.annotation_id,
                             image.shape, label.shape)  # fmt: skip
                 continue
-            if record.task_id in held:
+            if record.task_id in judges:
+                extra.append(ValidationSample(f"champion-{record.annotation_id}-{record.updated_at}", image, label,
+                                              champion_only=True))  # fmt: skip
+            elif record.task_id in held:
                 extra.append(ValidationSample(f"expert-{record.annotation_id}-{record.updated_at}", image, label))
             else:
                 train.append(HarvestedSample(image, label, confidence))
@@ -252,7 +347,7 @@ class RetrainCycle:
         path = registry.download_model(version)
         loaded = load_fcn(path)
         scores = evaluate(loaded.network(), loaded.config, samples, torch.device("cpu"))
-        registry.record_validation(version, scores.score, fingerprint, scores.synthetic_miou)
+        registry.record_validation(version, scores.score, fingerprint, scores.synthetic_miou, scores.per_tile)
         if champion is None:
             registry.promote_if_not_worse(version, scores.score, fingerprint, scores.synthetic_miou)
         return version
@@ -326,7 +421,9 @@ def modal_trainer(
     )  # fmt: skip
 
 
-def build_cycle(settings: Settings, worker: Any) -> RetrainCycle:
+def build_cycle(
+    settings: Settings, worker: Any, observer: Callable[[dict[str, Any]], None] | None = None
+) -> RetrainCycle:
     """The retraining cycle of a harvest worker (:func:`active_learning.worker.build_worker`)."""
     from active_learning.serve import image_source
 
@@ -338,5 +435,5 @@ def build_cycle(settings: Settings, worker: Any) -> RetrainCycle:
     client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), 120)
     return RetrainCycle(
         settings, harvester.catalogue, harvester.harvests, harvester.store, worker.training, client,
-        image_source(settings), worker.reconciler.served_projects, base, trainer,
+        image_source(settings), worker.reconciler.served_projects, base, trainer, observer=observer,
     )  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,7 @@ from ml_backend.fcn.model_config import FCNConfig
 from ml_backend.fcn.model_files import load_fcn, save_fcn
 from ml_backend.fcn.runtime import cpu_has_bf16
 from ml_backend.fcn.segmenter import FCNPredictor, available_cores, resolve_device
-from ml_backend.metrics import confusion_matrix
+from ml_backend.metrics import confusion_matrix, tile_miou
 
 if TYPE_CHECKING:
     from ml_backend.settings import Settings
@@ -61,6 +61,7 @@ class TrainingResult:
             else the synthetic mIoU: :class:`~active_learning.training.validation.Evaluation`),
             best validation.
         val_synthetic_miou: mIoU on the synthetic sections at the best validation (forgetting guard).
+        val_per_tile: mIoU per champion-only validation tile at the best validation (champion test).
         val_fingerprint: Fingerprint of the validation set.
         best_step, steps_done: Step of the best validation; steps trained in all.
         stopped_early: Whether early stopping ended the run.
@@ -86,6 +87,7 @@ class TrainingResult:
     promoted: bool | None = None
     promotion_reason: str | None = None
     val_synthetic_miou: float | None = None
+    val_per_tile: dict[str, float] | None = None
 
 
 class TrainingLog(Protocol):
@@ -137,11 +139,15 @@ def evaluate(
         network, model_config, device=str(device), runtime="channels-last", threads=torch.get_num_threads()
     )
     confusions: dict[bool, np.ndarray] = {}
+    per_tile: dict[str, float] = {}
     for sample in samples:
         predicted = predictor.predict(sample.image, reduce=lambda block: np.argmax(block, axis=0).astype(np.uint8))
+        if sample.champion_only:  # judges champions only, never chooses a checkpoint
+            per_tile[sample.id] = tile_miou(sample.label, predicted, n)
+            continue
         matrix = confusion_matrix(sample.label, predicted, n)
         confusions[sample.synthetic] = confusions.get(sample.synthetic, 0) + matrix
-    return evaluation(confusions, model_config.classes)
+    return evaluation(confusions, model_config.classes, per_tile)
 
 
 def default_class_weights(samples: list[ValidationSample], n_classes: int) -> list[float]:
@@ -194,6 +200,7 @@ def run_training(
     harvested: Iterable[HarvestedSample] | None = None,
     validation_extra: Iterable[ValidationSample] = (),
     progress: bool = True,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainingResult:
     """Train an FCN on synthetic sections (+ harvested labels), validate, save, and (optionally) register it.
 
@@ -209,6 +216,9 @@ def run_training(
         harvested: Harvested labelled samples, mixed in at ``config.harvest_ratio``.
         validation_extra: Held-out expert-labelled samples added to the fixed validation set.
         progress: tqdm bar on stderr.
+        on_progress: Called after every step with ``step``, ``steps`` and ``loss``, and after
+            every validation also with ``val_score`` and ``best_score`` (the retraining cycle
+            shows them in ``/status``).
 
     Returns:
         The :class:`TrainingResult` (MLflow ids filled when registered).
@@ -279,12 +289,14 @@ def run_training(
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", best=f"{max(state.best_miou, 0):.3f}")
             if state.step % config.val_every and state.step != config.steps:
+                if on_progress is not None:
+                    on_progress({"step": state.step, "steps": config.steps, "loss": value})
                 continue
             scores = evaluate(network, model_config, val_samples, device)
             _train_mode(network, config.freeze_norm)
             iou, miou = scores.iou, scores.score
             record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval)),
-                      "synthetic_miou": scores.synthetic_miou}  # fmt: skip
+                      "synthetic_miou": scores.synthetic_miou, "per_tile": scores.per_tile}  # fmt: skip
             state.validations.append(record)
             domains = {"val/score": miou, "val/miou_synthetic": scores.synthetic_miou}
             if scores.expert_miou is not None:
@@ -303,6 +315,9 @@ def run_training(
                 save_fcn(directory / "best", best_state, model_config)
             else:
                 state.bad_rounds += 1
+            if on_progress is not None:
+                on_progress({"step": state.step, "steps": config.steps, "loss": value, "val_score": miou,
+                             "best_score": state.best_miou})  # fmt: skip
             save_checkpoint(directory, network, optimizer, state, config.to_dict())
             if config.patience and state.bad_rounds >= config.patience:
                 stopped_early = True
@@ -324,7 +339,7 @@ def run_training(
         result = TrainingResult(
             path, final_config, best["iou"], best["miou"], fingerprint, state.best_step, state.step, stopped_early,
             time.perf_counter() - started, state.losses, state.validations,
-            val_synthetic_miou=best.get("synthetic_miou"),
+            val_synthetic_miou=best.get("synthetic_miou"), val_per_tile=best.get("per_tile") or None,
         )  # fmt: skip
         tracking.finish(result, best_state)
     return result
