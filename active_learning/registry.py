@@ -1,14 +1,18 @@
 """The MLflow model registry of scrAiber: register versions, promote the champion, fetch weights.
 
-Rule for the champion alias: a version replaces the champion only if its validation
-mIoU, measured on the *same* validation set (same fingerprint), is not worse. Results
-are version tags (``scraiber.val_miou``, ``scraiber.validation_set``), so every decision
-can be checked later in the MLflow UI. The backend polls :meth:`ModelRegistry.champion_version`
+Rule for the champion alias: a version replaces the champion only if, on the *same*
+validation set (same fingerprint), it is not worse. With per-tile mIoUs of at least 15
+champion tiles recorded for both, "not worse" is a test (:mod:`active_learning.champion`:
+the one-sided 95 % lower bound of the paired per-tile difference above -0.01, sign flips);
+with fewer, the validation mIoUs are compared as point estimates and the reason says so.
+Results are version tags (``scraiber.val_miou``, ``scraiber.val_per_tile``,
+``scraiber.validation_set``), so every decision can be checked later in the MLflow UI. The backend polls :meth:`ModelRegistry.champion_version`
 (one cheap request) and downloads a new champion when it changes.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -21,6 +25,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from active_learning.champion import FORGETTING_TOLERANCE, ChampionRule, decide
 from active_learning.model_files import CONFIG_FILE, WEIGHTS_FILE, weights_folder
 from active_learning.tracking import MODEL_ARTIFACT_PATH, TAG_PREFIX, mlflow_client
 from ml_backend.settings import Settings
@@ -29,9 +34,8 @@ TAG_VAL_MIOU = f"{TAG_PREFIX}val_miou"
 TAG_VALIDATION_SET = f"{TAG_PREFIX}validation_set"
 TAG_DECISION = f"{TAG_PREFIX}promotion"
 TAG_VAL_SYNTHETIC = f"{TAG_PREFIX}val_miou_synthetic"
-#: A candidate whose synthetic mIoU is more than this below the champion's is not promoted,
-#: whatever its score: losing one of six phases entirely costs at least 1/6 = 0.17 mIoU.
-FORGETTING_TOLERANCE = 0.10
+TAG_VAL_PER_TILE = f"{TAG_PREFIX}val_per_tile"
+_TAG_LIMIT = 5000  # characters MLflow keeps in a tag value
 
 
 class ModelNotFoundError(KeyError):
@@ -144,11 +148,13 @@ class ModelRegistry:
         return self.version(version) if version is not None else None
 
     def record_validation(
-        self, version: int, val_miou: float, validation_set_id: str, synthetic_miou: float | None = None
-    ) -> None:
+        self, version: int, val_miou: float, validation_set_id: str, synthetic_miou: float | None = None,
+        per_tile: dict[str, float] | None = None,
+    ) -> None:  # fmt: skip
         """Store a validation result on a version (tags), e.g. after re-evaluating the champion.
 
-        ``synthetic_miou``, when the score is not the synthetic mIoU itself, feeds the forgetting guard.
+        ``synthetic_miou``, when the score is not the synthetic mIoU itself, feeds the forgetting guard;
+        ``per_tile`` (mIoU per champion tile) feeds the champion test (dropped if too long for a tag).
 
         Raises:
             ValueError: if ``val_miou`` is not in [0, 1] or the set id is empty.
@@ -163,20 +169,27 @@ class ModelRegistry:
         self.client.set_model_version_tag(self.name, str(version), TAG_VALIDATION_SET, validation_set_id)
         if synthetic_miou is not None and math.isfinite(synthetic_miou):
             self.client.set_model_version_tag(self.name, str(version), TAG_VAL_SYNTHETIC, repr(float(synthetic_miou)))
+        if per_tile:
+            text = json.dumps({k: round(float(v), 5) for k, v in sorted(per_tile.items())}, separators=(",", ":"))
+            if len(text) <= _TAG_LIMIT:
+                self.client.set_model_version_tag(self.name, str(version), TAG_VAL_PER_TILE, text)
 
     def promote_if_not_worse(
-        self, version: int, val_miou: float, validation_set_id: str, synthetic_miou: float | None = None
-    ) -> PromotionDecision:
+        self, version: int, val_miou: float, validation_set_id: str, synthetic_miou: float | None = None,
+        per_tile: dict[str, float] | None = None, rule: ChampionRule = ChampionRule(),
+    ) -> PromotionDecision:  # fmt: skip
         """Record ``version``'s validation result and move the champion alias to it if it is not worse.
 
         The first version is always promoted. Otherwise the champion's recorded result
-        must be on the same validation set; then ``val_miou >= champion's`` promotes,
-        unless both recorded a ``synthetic_miou`` and the candidate's is more than
+        must be on the same validation set; then, when both have ``per_tile`` results on at
+        least ``rule.min_tiles`` common tiles, the champion test decides
+        (:func:`active_learning.champion.decide`); otherwise ``val_miou >= champion's`` promotes.
+        Either way not if both recorded a ``synthetic_miou`` and the candidate's is more than
         :data:`FORGETTING_TOLERANCE` below the champion's (it forgot what it knew).
         A different (or unrecorded) set promotes nothing and asks for re-evaluation.
         Concurrent promotions of one model are not serialised; run one trainer per model.
         """
-        self.record_validation(version, val_miou, validation_set_id, synthetic_miou)
+        self.record_validation(version, val_miou, validation_set_id, synthetic_miou, per_tile)
         current = self.champion()
         needs_reevaluation = False
         if current is None:
@@ -195,6 +208,12 @@ class ModelRegistry:
             promoted = val_miou >= best
             verdict = "not worse than" if promoted else "worse than"
             reason = f"v{version} val mIoU {val_miou:.4f} is {verdict} champion v{current.version}'s {best:.4f}"
+            test = decide(json.loads(current.tags.get(TAG_VAL_PER_TILE, "{}")), per_tile or {}, rule)
+            if test.tested:
+                promoted = test.promote
+                reason = f"v{version} against champion v{current.version}: {test.reason}"
+            else:
+                reason += f" (point estimates: {test.reason})"
             known = current.tags.get(TAG_VAL_SYNTHETIC)
             if promoted and synthetic_miou is not None and known is not None:
                 if synthetic_miou < float(known) - FORGETTING_TOLERANCE:

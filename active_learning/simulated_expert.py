@@ -187,6 +187,12 @@ class TruthLookup:
                 return self.mapping[candidate]
         return _UPLOAD_PREFIX.sub("", PurePosixPath(name).stem)
 
+    def has(self, task: dict[str, Any], value_key: str = "image") -> bool:
+        """Whether the folder holds the task's mask (e.g. not for a real field among synthetic ones)."""
+        key = self.key(task, value_key)
+        path = (self.folder / (key if key.endswith(".png") else f"{key}_classes.png")).resolve()
+        return self.folder in path.parents and path.is_file()
+
     def classes(self, task: dict[str, Any], value_key: str = "image") -> np.ndarray:
         """The task's (H, W) uint8 class-index mask.
 
@@ -345,11 +351,14 @@ class SimulatedExpert:
         """(task, the prediction to start from) of the open task with the highest score, or None.
 
         Open: no annotation, submitted or cancelled. The prediction is the task's newest;
-        tasks without predictions come last (score -1); ties go to the lower task id.
+        tasks without predictions come last (score -1); ties go to the lower task id. Tasks
+        without ground truth are left to people.
         """
         best = None
         for task in self.client.list_tasks(self.project_id):
             if task.get("total_annotations", 0) or task.get("cancelled_annotations", 0):
+                continue
+            if not self.truth.has(task, self.target.value_key):
                 continue
             predictions = self.client.task_predictions(int(task["id"]))
             prediction = max(predictions, key=lambda p: int(p["id"])) if predictions else None

@@ -14,12 +14,13 @@ import click
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the report.")
 @click.option("--format", "fmt", type=click.Choice(["html", "json"]), default="html", show_default=True)
 @click.option("--learning-curve", "curve_path", type=click.Path(dir_okay=False, exists=True), default=None, help="Learning-curve table (JSON/CSV: n_labelled_tiles, mIoU, strategy, label_kind).")
+@click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False, exists=True), default=None, help="Confidence calibration (calibration.json of scraiber bench active-learning): reliability diagram.")
 @click.option("--truth", "truth_dir", type=click.Path(file_okay=False), default=None, help="Folder of *_classes.png ground-truth masks.")
 @click.option("--truth-mapping", type=click.Path(dir_okay=False), default=None, help="JSON {task id or image name: truth key}.")
 @click.option("--session-gap", type=float, default=30.0, show_default=True, help="Minutes without work that end a session.")
 @click.option("--save-snapshot", type=click.Path(dir_okay=False), default=None, help="Also save the Label Studio records read (JSON).")
 @click.pass_context
-def report_command(ctx, project_id, snapshot_path, out, fmt, curve_path, truth_dir, truth_mapping, session_gap, save_snapshot):
+def report_command(ctx, project_id, snapshot_path, out, fmt, curve_path, calibration_path, truth_dir, truth_mapping, session_gap, save_snapshot):
     """Indicators of how experts worked on a project: acceptance, edits, time, skips, confusions,
     agreement, implicit-label quality, questionnaire; LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY."""
     from active_learning.simulated_expert import TruthLookup
@@ -38,6 +39,7 @@ def report_command(ctx, project_id, snapshot_path, out, fmt, curve_path, truth_d
         truth=TruthLookup(truth_dir, truth_mapping) if truth_dir else None,
         learning_curve=read_learning_curve(curve_path) if curve_path else None,
         session_gap=session_gap * 60.0,
+        calibration=json.loads(Path(calibration_path).read_text(encoding="utf-8")) if calibration_path else None,
     )
     text = to_json(report) if fmt == "json" else render_html(report)
     Path(out).write_text(text, encoding="utf-8")

@@ -90,17 +90,17 @@ def reliability(bins: Sequence[dict]) -> bytes:
     """Reliability curve: accuracy per confidence bin against the diagonal, pixel counts below."""
     figure = Figure(figsize=(4.6, 5.0))
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    centres = [(b["low"] + b["high"]) / 2 for b in bins]
-    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
-    filled = [b["pixels"] > 0 for b in bins]
+    filled = [b["pixels"] > 0 and b["low"] == b["low"] for b in bins]  # empty adaptive bins have NaN edges
+    centres = [(b["low"] + b["high"]) / 2 if f else 0.0 for b, f in zip(bins, filled)]
+    width = [max(b["high"] - b["low"], 0.02) if f else 0.0 for b, f in zip(bins, filled)]  # adaptive bins differ
     top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    top.bar([c for c, f in zip(centres, filled) if f], [b["accuracy"] for b, f in zip(bins, filled) if f], width * 0.9, color="#0072B2", alpha=0.7, label="accuracy")
+    top.bar([c for c, f in zip(centres, filled) if f], [b["accuracy"] for b, f in zip(bins, filled) if f], [w * 0.9 for w, f in zip(width, filled) if f], color="#0072B2", alpha=0.7, label="accuracy")
     top.plot([b["confidence"] for b, f in zip(bins, filled) if f], [b["accuracy"] for b, f in zip(bins, filled) if f], "o-", color="#D55E00", label="mean confidence vs accuracy")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
     top.legend(fontsize=7, loc="upper left")
-    bottom.bar(centres, [b["pixels"] for b in bins], width * 0.9, color="grey")
+    bottom.bar(centres, [b["pixels"] for b in bins], [w * 0.9 for w in width], color="grey")
     bottom.set_xlabel("confidence of the implicit label")
     bottom.set_ylabel("pixels")
     return _png(figure)
@@ -111,13 +111,17 @@ def learning_curves(rows: Sequence[dict]) -> bytes:
     figure = Figure(figsize=(6.4, 3.6))
     axis = figure.add_subplot()
     strategies = sorted({r["strategy"] for r in rows})
-    colours = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9")
+    colours = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442", "#999999", "#882255")
     for k, strategy in enumerate(strategies):
         for kind, style in (("implicit", "-o"), ("explicit", "--s")):
             points = sorted((r["n_labelled_tiles"], r["mIoU"]) for r in rows if r["strategy"] == strategy and r["label_kind"] == kind)
             if points:
                 axis.plot(*zip(*points), style, color=colours[k % len(colours)], label=f"{strategy}, {kind}", markersize=4)
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    budgets = [r["n_labelled_tiles"] for r in rows if r["n_labelled_tiles"] > 0]
+    if budgets and max(budgets) / min(budgets) > 16:  # log-spaced budgets (scraiber bench active-learning)
+        axis.set_xscale("symlog", base=2, linthresh=1)
+    else:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("labelled tiles (budget)")
     axis.set_ylabel("validation mIoU")
     axis.set_ylim(0, 1)

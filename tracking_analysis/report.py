@@ -83,6 +83,7 @@ def build_report(
     truth: TruthLookup | None = None,
     learning_curve: pd.DataFrame | None = None,
     session_gap: float = DEFAULT_GAP_SECONDS,
+    calibration: dict[str, Any] | None = None,
     answer_window: float = DEFAULT_WINDOW_SECONDS,
     confidence: ConfidenceModel = ConfidenceModel(),
 ) -> dict[str, Any]:
@@ -92,6 +93,7 @@ def build_report(
         snapshot: The project's records.
         truth: Ground truth of (some of) its tasks, for the implicit-label quality section.
         learning_curve: A validated learning-curve table (:mod:`tracking_analysis.learning_curve`).
+        calibration: A confidence-calibration result (``calibration.json`` of ``scraiber bench active-learning``).
         session_gap: Seconds of inactivity that end a session.
         answer_window: Seconds after a session within which a questionnaire answer refers to it.
         confidence: The confidence model of the implicit labels.
@@ -151,6 +153,7 @@ def build_report(
         },
         "quality": _clean(_quality(snapshot, harvested, truth)) if truth is not None else None,
         "learning_curve": None,
+        "calibration": _clean(calibration) if calibration is not None else None,
         "questionnaire": {
             "summary": _clean(questionnaire_summary(answers)),
             "by_session": _rows(joined(answers, sessions, by_session, answer_window)) if len(answers) and len(sessions) else [],
@@ -316,6 +319,14 @@ def render_html(report: dict[str, Any]) -> str:
             + _table(curve["implicit_vs_explicit"], ["strategy", "n_labelled_tiles", "implicit", "explicit", "ratio"], ["strategy"])
         )
     parts.append(_section("Learning curve: implicit vs explicit labels", curve_body))
+    calibration = report.get("calibration")
+    if calibration is not None:
+        parts.append(_section("Confidence calibration (benchmark)", (
+            f"<p>Confidence fitted on expert {html.escape(str(calibration['fitted_on']))}'s audits, measured on expert "
+            f"{html.escape(str(calibration['measured_on']))}: adaptive ECE <b>{_fmt(calibration['ece'])}</b> "
+            f"(hand-set confidence: {_fmt(calibration['ece_hand_set'])}).</p>"
+            + _img(plots.reliability(calibration["reliability"]), "reliability diagram of the calibrated confidence")
+        )))  # fmt: skip
     parts.append(_section("Questionnaire", _questionnaire_html(report["questionnaire"])))
     parts.append(_section("Tasks", _table(report["tasks"], ["task_id", "annotations", "skipped", "annotators", "accepted", "lead_time_mean", "drafts", "pixel_size_um"]) + _explain("drafts")))
     parts.append("</body></html>")

@@ -2,9 +2,10 @@
 
     from active_learning.strategies import create_scorer, create_selector
 
-    scorer = create_scorer("entropy")                    # or "margin", "mc-dropout", "random"
+    scorer = create_scorer("entropy")   # or "margin", "mc-dropout", "random", "top-k-entropy",
+                                        # "class-weighted-entropy", "ensemble", "cost-aware"
     value = scorer.score(image, segmenter, probs)        # probs reused when given
-    batch = create_selector("diverse", diversity=0.5).select(scored_tasks, k=10)
+    batch = create_selector("diverse", diversity=0.5).select(scored_tasks, k=10)   # or "top-k", "badge"
 
 To add one, implement :class:`Scorer` or :class:`Selector` in its own module and add a
 ``name: "module:Class"`` line to the registry below; classes are imported when asked for.
@@ -23,10 +24,15 @@ _SCORERS: dict[str, str] = {
     "margin": "active_learning.strategies.margin:MarginScorer",
     "mc-dropout": "active_learning.strategies.mc_dropout:MCDropoutScorer",
     "random": "active_learning.strategies.random:RandomScorer",
+    "top-k-entropy": "active_learning.strategies.top_k_entropy:TopFractionEntropyScorer",
+    "class-weighted-entropy": "active_learning.strategies.class_weighted:ClassWeightedEntropyScorer",
+    "ensemble": "active_learning.strategies.ensemble:EnsembleScorer",
+    "cost-aware": "active_learning.strategies.cost_aware:CostAwareScorer",
 }
 _SELECTORS: dict[str, str] = {
     "top-k": "active_learning.strategies.top_k:TopKSelector",
     "diverse": "active_learning.strategies.diversity:DiverseSelector",
+    "badge": "active_learning.strategies.badge:BadgeSelector",
 }
 
 __all__ = [

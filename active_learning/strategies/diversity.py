@@ -8,7 +8,11 @@ one at a time, the task farthest from those already chosen. Here each step maxim
 
 where ``score'`` is the score rescaled to [0, 1] over the candidates and ``distance'`` the
 distance to the nearest chosen task divided by the largest such distance. The first task is
-the highest-scoring one; ``diversity=0`` is top-k, ``diversity=1`` pure k-center.
+the highest-scoring one; ``diversity=0`` is top-k, ``diversity=1`` pure k-center. Given the
+embeddings of the tasks already ``labelled``, distances count from those too (the core-set rule:
+cover what is not covered yet), and the first pick is made by the same trade-off. Embeddings:
+:mod:`active_learning.strategies.features` (cheap summaries) or the FCN encoder's
+(:mod:`active_learning.strategies.embeddings`).
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ class DiverseSelector(Selector):
 
     name = "diverse"
 
-    def __init__(self, diversity: float = 0.5, standardise: bool = True) -> None:
+    def __init__(self, diversity: float = 0.5, standardise: bool = True, labelled: np.ndarray | None = None) -> None:
         if not 0.0 <= diversity <= 1.0:
             raise ValueError(f"diversity weight must be in [0, 1], got {diversity}")
         self.diversity = float(diversity)
         self.standardise = standardise
+        self.labelled = None if labelled is None or len(labelled) == 0 else np.atleast_2d(np.asarray(labelled, np.float64))
 
     def select(self, tasks: Sequence[ScoredTask], k: int) -> list[ScoredTask]:
         """Up to ``k`` tasks in the order chosen.
@@ -52,16 +57,26 @@ class DiverseSelector(Selector):
         if len(lengths) != 1:
             raise ValueError(f"all tasks need feature vectors of one length for diverse selection, got lengths {sorted(lengths)}")
         features = np.stack([np.asarray(task.features, dtype=np.float64).ravel() for task in tasks])
+        labelled = self.labelled
+        if labelled is not None and labelled.shape[1] != features.shape[1]:
+            raise ValueError(f"labelled embeddings have {labelled.shape[1]} values, the tasks' {features.shape[1]}")
         if self.standardise:
-            spread = features.std(axis=0)
-            features = (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+            both = features if labelled is None else np.vstack([features, labelled])
+            centre, spread = both.mean(axis=0), both.std(axis=0)
+            spread = np.where(spread > 0, spread, 1.0)
+            features = (features - centre) / spread
+            labelled = None if labelled is None else (labelled - centre) / spread
         scores = np.array([task.score for task in tasks], dtype=np.float64)
         span = scores.max() - scores.min()
         scores = (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
-        chosen = [0]
-        nearest = np.linalg.norm(features - features[0], axis=1)
         available = np.ones(len(tasks), dtype=bool)
-        available[0] = False
+        if labelled is None:
+            chosen = [0]
+            nearest = np.linalg.norm(features - features[0], axis=1)
+            available[0] = False
+        else:
+            chosen = []
+            nearest = np.min(np.linalg.norm(features[:, None, :] - labelled[None, :, :], axis=2), axis=1)
         while len(chosen) < min(k, len(tasks)):
             far = nearest[available].max()
             distance = nearest / far if far > 0 else np.zeros_like(nearest)

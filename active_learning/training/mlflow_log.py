@@ -57,7 +57,7 @@ class MlflowTrainingLog:
         registry = ModelRegistry.from_settings(self.settings)
         version = registry.register(self.run.run_id)
         decision = registry.promote_if_not_worse(
-            version, result.val_miou, result.val_fingerprint, result.val_synthetic_miou
+            version, result.val_miou, result.val_fingerprint, result.val_synthetic_miou, per_tile=result.val_per_tile
         )
         result.run_id = self.run.run_id
         result.model_version = version

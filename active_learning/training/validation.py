@@ -11,9 +11,14 @@ else the synthetic sections' mIoU. The synthetic sections then only guard agains
 forgetting (:data:`active_learning.registry.FORGETTING_TOLERANCE`). Why: adapting to a
 new sample costs some synthetic mIoU (up to 0.08 on the benchmark's one synthetic section),
 and pooled pixels let eight 512 px synthetic sections outweigh a few 256 px held-out tiles
-about 8:1. In three early runs of ``scraiber bench active-learning`` (seed 0) that judged on
+about 8:1. In three early runs of the former FCN-retraining benchmark (seed 0) that judged on
 pooled pixels or on the mean of both domains' mIoU, 26 of 36 correction-trained candidates
 were refused, 23 of them better than the served model on the new sample's test tiles.
+
+**Champion tiles.** Expert samples marked ``champion_only`` never choose a checkpoint (choosing
+the best checkpoint on the tiles that then judge it biases the winner upward): they only give
+per-tile mIoUs (:attr:`Evaluation.per_tile`) for the champion test
+(:mod:`active_learning.champion`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,12 +43,14 @@ class ValidationSample:
     """A raw image and its uint8 class labels (255 = no label), with a stable id.
 
     ``synthetic`` marks generated sections; every other sample is a held-out expert label.
+    ``champion_only`` expert samples are kept out of the score and only judge champions.
     """
 
     id: str
     image: np.ndarray
     label: np.ndarray
     synthetic: bool = False
+    champion_only: bool = False
 
     def content_hash(self) -> str:
         """SHA-256 of shape, image bytes and label bytes."""
@@ -74,11 +81,13 @@ class Evaluation:
         iou: Per-class IoU, all pixels pooled (for the per-class curves).
         synthetic_miou: mIoU on the synthetic sections (NaN without any).
         expert_miou: mIoU on the held-out expert labels (None without any).
+        per_tile: mIoU of each ``champion_only`` sample, by id (the champion test pairs them).
     """
 
     iou: dict[str, float]
     synthetic_miou: float
     expert_miou: float | None = None
+    per_tile: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -88,14 +97,16 @@ class Evaluation:
         return self.expert_miou
 
 
-def evaluation(confusions: Mapping[bool, np.ndarray], names: Iterable[str]) -> Evaluation:
+def evaluation(
+    confusions: Mapping[bool, np.ndarray], names: Iterable[str], per_tile: Mapping[str, float] | None = None
+) -> Evaluation:
     """An :class:`Evaluation` from confusion matrices keyed by ``synthetic`` (a missing key: no such samples)."""
     names = list(names)
     empty = np.zeros((len(names), len(names)), np.int64)
     synthetic, expert = confusions.get(True, empty), confusions.get(False)
     pooled = synthetic if expert is None else synthetic + expert
     expert_miou = None if expert is None else mean_iou(class_iou(expert, names))
-    return Evaluation(class_iou(pooled, names), mean_iou(class_iou(synthetic, names)), expert_miou)
+    return Evaluation(class_iou(pooled, names), mean_iou(class_iou(synthetic, names)), expert_miou, dict(per_tile or {}))
 
 
 def class_frequencies(samples: Iterable[ValidationSample], n_classes: int) -> np.ndarray:

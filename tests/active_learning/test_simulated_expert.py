@@ -102,6 +102,9 @@ def test_truth_lookup_order_and_containment(tmp_path):
         lookup.classes({"id": 3, "data": {"truth": "../../etc/passwd.png"}})
     with pytest.raises(OSError, match="no ground truth for task 4"):
         lookup.classes({"id": 4, "data": {"truth": "missing"}})
+    assert lookup.has({"id": 2, "data": {"image": "/data/upload/3/1a2b3c4d-field-7.png"}})
+    assert not lookup.has({"id": 4, "data": {"truth": "missing"}})
+    assert not lookup.has({"id": 3, "data": {"truth": "../../etc/passwd.png"}})
 
 
 SEEDS_AND_SCORES = ((201, 0.2), (202, 0.6), (203, 0.4))
@@ -199,3 +202,18 @@ def test_simulated_expert_skips_with_probability_one(label_studio, fields):
         assert annotation["parent_prediction"] == prediction_ids[submission.task_id]
     remaining = expert.next_task()
     assert remaining is not None and remaining[0]["id"] not in {s.task_id for s in submissions}
+
+
+@pytest.mark.slow
+def test_tasks_without_ground_truth_are_left_to_people(label_studio, fields, tmp_path):
+    """The demo project holds a real field (no truth) among synthetic ones: the expert corrects the others."""
+    folder, _ = fields
+    project_id, task_ids, _ = _project(label_studio, fields, "Simulated expert, partial truth")
+    partial = tmp_path / "truth"
+    partial.mkdir()
+    for seed, _ in SEEDS_AND_SCORES[:2]:
+        (partial / f"field-{seed}_classes.png").write_bytes((folder / "truth" / f"field-{seed}_classes.png").read_bytes())
+    expert = SimulatedExpert(label_studio.client, project_id, TruthLookup(partial), ExpertConfig(seed=1, budget_seconds=20))
+    submissions = expert.run()
+    assert sorted(s.task_id for s in submissions) == sorted(task_ids[:2]) and expert.next_task() is None
+    assert label_studio.client.annotations(task_ids[2]) == []

@@ -56,11 +56,13 @@ IMAGE = np.arange(6, dtype=np.uint16).reshape(2, 3)
 
 
 def test_registries_list_valid_names_in_errors():
-    assert scorer_names() == ["entropy", "margin", "mc-dropout", "random"]
-    assert selector_names() == ["diverse", "top-k"]
-    with pytest.raises(ValueError, match="valid query strategies: entropy, margin, mc-dropout, random"):
+    assert scorer_names() == [
+        "class-weighted-entropy", "cost-aware", "ensemble", "entropy", "margin", "mc-dropout", "random", "top-k-entropy",
+    ]  # fmt: skip
+    assert selector_names() == ["badge", "diverse", "top-k"]
+    with pytest.raises(ValueError, match="valid query strategies: class-weighted-entropy, cost-aware, ensemble, entropy"):
         create_scorer("bald")
-    with pytest.raises(ValueError, match="valid selectors: diverse, top-k"):
+    with pytest.raises(ValueError, match="valid selectors: badge, diverse, top-k"):
         create_selector("best")
     with pytest.raises(ValueError, match="does not accept"):
         create_scorer("entropy", seed=3)
