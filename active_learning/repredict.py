@@ -16,6 +16,14 @@ from ml_backend.predictor import Predictor
 log = logging.getLogger(__name__)
 
 
+def _versions(task: dict) -> set[str]:
+    """Model versions of a task's predictions (Label Studio joins them with commas on SQLite)."""
+    versions = task.get("predictions_model_versions") or ""
+    if isinstance(versions, str):
+        versions = versions.split(",")
+    return {v for v in versions if v} | {p.get("model_version") for p in task.get("predictions") or () if isinstance(p, dict)}
+
+
 def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, project: int) -> int:
     """Predict and post every open task of ``project`` with the predictor's current model; returns how many.
 
@@ -25,7 +33,7 @@ def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, projec
     config = client.get_project(project)["label_config"]
     version = predictor.model_version(project)
     open_tasks = [task for task in client.list_tasks(project)
-                  if not task.get("total_annotations") and version not in (task.get("predictions_model_versions") or ())]  # fmt: skip
+                  if not task.get("total_annotations") and version not in _versions(task)]  # fmt: skip
     posted = 0
     for task, prediction in zip(open_tasks, predictor.predict(open_tasks, config, project)):
         if "result" in prediction:

@@ -3,8 +3,8 @@
 Leave-one-family-out over the generator families (:mod:`ml_backend.synthetic.families`):
 for each family, an FCN trained on all the *other* families (``--models DIR/lofo-FAMILY``,
 trained with ``python -m active_learning.training --config
-active_learning/training/minerals.toml --hold-out FAMILY``) is measured on test fields of the
-family left out, as is
+active_learning/training/minerals-families.toml --hold-out FAMILY``: stage 1 fine-tuned on the
+other families) is measured on test fields of the family left out, as is
 
 * the FCN with the fast learner on top, taught ``k`` corrected tiles of that family
   (the loop; ``k = 0`` is the FCN alone), with the time to fit it;
@@ -70,7 +70,7 @@ def lofo_model(models: Path, family: str) -> Path:
     if not path.is_file():
         raise ValueError(
             f"no leave-one-family-out model for {family!r} at {path}; train it with: python -m active_learning.training "
-            f"--config active_learning/training/minerals.toml --hold-out {family} --no-register --out {path.parent}"
+            f"--config active_learning/training/minerals-families.toml --hold-out {family} --no-register --out {path.parent}"
         )
     return path
 

@@ -13,7 +13,9 @@ Two kinds of API key are accepted, told apart by their shape:
 
 Every method returns the parsed JSON of the answer and raises :class:`LabelStudioError`
 (with the HTTP status) when Label Studio says no; messages never contain the key. GET
-requests are retried on connection errors, nothing else is. One client per thread.
+requests are retried on connection errors, nothing else is. A client may be shared by
+threads: each thread gets its own HTTP session, and the token exchange is done by one
+thread at a time (the others use its result).
 
 :class:`LabelStudioLogin` is the cookie session of a user who logged in through the login
 form (what a browser does): it can change the organisation's token settings and create
@@ -26,6 +28,7 @@ import base64
 import binascii
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -34,6 +37,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
 
 import requests
+
+from ml_backend.label_studio_urls import origin
 
 _GET_ATTEMPTS = 3
 _UPLOAD_BATCH_FILES = 50  # Label Studio accepts at most 100 files per request (DATA_UPLOAD_MAX_NUMBER_FILES)
@@ -69,13 +74,6 @@ def is_personal_access_token(key: str) -> bool:
     except (ValueError, binascii.Error):
         return False
     return isinstance(header, dict) and "alg" in header
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
-    return scheme, (parts.hostname or "").lower(), port
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -139,7 +137,10 @@ class LabelStudioClient:
         self._key = api_key.strip()
         self._pat = is_personal_access_token(self._key)
         self._access: str | None = None
-        self._session = requests.Session()
+        self._token_lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LabelStudioClient({self.url!r}, auth={self.auth_scheme!r})"
@@ -149,9 +150,23 @@ class LabelStudioClient:
         """``'Bearer'`` for a Personal Access Token, ``'Token'`` for a legacy token."""
         return "Bearer" if self._pat else "Token"
 
+    @property
+    def _session(self) -> requests.Session:
+        """This thread's HTTP session (``requests.Session`` is not safe to share between threads)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
     def close(self) -> None:
-        """Close the pooled connections."""
-        self._session.close()
+        """Close the pooled connections of every thread's session."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
 
     def __enter__(self) -> "LabelStudioClient":
         return self
@@ -235,13 +250,16 @@ class LabelStudioClient:
         return task_ids
 
     def list_tasks(self, project_id: int) -> list[dict]:
-        """All tasks of a project, every page (``GET /api/tasks/?project=ID``)."""
+        """All tasks of a project with their predictions and annotations, every page.
+
+        ``GET /api/tasks/?project=ID&fields=all``: without ``fields=all`` Label Studio leaves out
+        computed fields such as ``predictions_model_versions``.
+        """
         tasks: list[dict] = []
         page = 1
         while True:
-            answer = self._json(
-                "GET", "/api/tasks/", params={"project": int(project_id), "page": page, "page_size": _PAGE_SIZE}
-            )
+            params = {"project": int(project_id), "page": page, "page_size": _PAGE_SIZE, "fields": "all"}
+            answer = self._json("GET", "/api/tasks/", params=params)
             batch = answer.get("tasks", [])
             tasks.extend(batch)
             if not batch or len(tasks) >= int(answer.get("total", 0)):
@@ -386,6 +404,20 @@ class LabelStudioClient:
             json_body={"selectedItems": {"all": True}},
         )
 
+    # -- Data Manager ---------------------------------------------------------------------
+
+    def data_manager_columns(self, project_id: int) -> list[dict]:
+        """The Data Manager's columns of a project (``GET /api/dm/columns``), with ``visibility_defaults``."""
+        return self._json("GET", "/api/dm/columns", params={"project": int(project_id)})["columns"]
+
+    def data_manager_views(self, project_id: int) -> list[dict]:
+        """The project's Data Manager tabs (``GET /api/dm/views``): ``id`` and ``data`` (title, ordering...)."""
+        return self._json("GET", "/api/dm/views", params={"project": int(project_id)})
+
+    def create_data_manager_view(self, project_id: int, data: dict) -> dict:
+        """Add a Data Manager tab (``POST /api/dm/views``); ``data`` as the UI stores it."""
+        return self._json("POST", "/api/dm/views", json_body={"project": int(project_id), "data": data})
+
     # -- files ---------------------------------------------------------------------------
 
     def resolve_url(self, url_or_path: str) -> str:
@@ -402,7 +434,7 @@ class LabelStudioClient:
         segments = [raw.path] + [value for _, value in parse_qsl(raw.query, keep_blank_values=True)]
         absolute = urljoin(self.url + "/", url_or_path.strip())
         parts = urlsplit(absolute)
-        if _origin(absolute) != _origin(self.url):
+        if origin(absolute) != origin(self.url):
             raise ValueError(f"refusing to fetch {url_or_path!r}: only URLs on Label Studio at {self.url} are allowed")
         if parts.username is not None or parts.password is not None:
             raise ValueError(f"refusing to fetch {url_or_path!r}: URLs with user info are not allowed")
@@ -413,7 +445,7 @@ class LabelStudioClient:
                 raise ValueError(f"refusing to fetch {url_or_path!r}: '..' path traversal is not allowed")
         return absolute
 
-    def download(self, url_or_path: str, max_bytes: int) -> bytes:
+    def download(self, url_or_path: str, max_bytes: int, follow_redirects: bool = True) -> bytes:
         """Fetch a file from Label Studio with this client's authorization.
 
         ``url_or_path`` is a task data value such as ``/data/upload/3/abc.png`` or an
@@ -423,6 +455,8 @@ class LabelStudioClient:
         Args:
             url_or_path: Label Studio path or same-origin URL.
             max_bytes: Largest accepted size; the download stops once it is exceeded.
+            follow_redirects: False: a redirect is an error (task images: what was checked
+                must be what is fetched).
 
         Raises:
             ValueError: The URL is refused or the file is larger than ``max_bytes``.
@@ -436,6 +470,11 @@ class LabelStudioClient:
             with response:
                 if not response.is_redirect:
                     return self._read_limited(response, url_or_path, max_bytes)
+                if not follow_redirects:
+                    raise LabelStudioError(
+                        f"Label Studio redirected {url_or_path!r} (HTTP {response.status_code}); not followed",
+                        response.status_code, "GET", urlsplit(url).path,
+                    )  # fmt: skip
                 url = self.resolve_url(response.headers["Location"])  # Django redirects to absolute paths
         raise LabelStudioError(f"too many redirects fetching {url_or_path!r}", None, "GET", urlsplit(url).path)
 
@@ -467,9 +506,19 @@ class LabelStudioClient:
     def _authorization(self) -> str:
         if not self._pat:
             return f"Token {self._key}"
-        if self._access is None:
-            self._access = self._exchange_pat()
-        return f"Bearer {self._access}"
+        access = self._access
+        if access is None:
+            with self._token_lock:  # one exchange for all threads that found no token
+                if self._access is None:
+                    self._access = self._exchange_pat()
+                access = self._access
+        return f"Bearer {access}"
+
+    def _expire(self, authorization: str) -> None:
+        """Forget the access token sent as ``authorization`` (unless another thread replaced it already)."""
+        with self._token_lock:
+            if self._access is not None and authorization == f"Bearer {self._access}":
+                self._access = None
 
     def _exchange_pat(self) -> str:
         """An access token for the Personal Access Token (``POST /api/token/refresh/``)."""
@@ -512,13 +561,14 @@ class LabelStudioClient:
         while True:
             with ExitStack() as stack:
                 try:
+                    authorization = self._authorization()
                     response = self._session.request(
                         method,
                         url,
                         params=params,
                         json=json_body,
                         files=files(stack) if files is not None else None,
-                        headers={"Authorization": self._authorization()},
+                        headers={"Authorization": authorization},
                         timeout=self.timeout,
                         stream=stream,
                         allow_redirects=allow_redirects,
@@ -537,7 +587,7 @@ class LabelStudioClient:
                     ) from exc
             if response.status_code == 401 and self._pat and not refreshed:
                 response.close()
-                self._access = None
+                self._expire(authorization)
                 refreshed = True
                 continue
             if response.status_code >= 400:

@@ -27,7 +27,7 @@ SIZE = 192
 # lr = 0 (and batch-norm statistics frozen, as cycles always fine-tune) keeps the weights equal
 # to the champion's, so the candidate's validation mIoU equals the champion's on the same set
 # ("not worse": promoted): the cycle's plumbing is tested deterministically; learning itself
-# is measured by `scraiber bench active-learning`.
+# is measured by `scraiber bench active-learning` (with the fast learner; docs/active-learning.md).
 TINY = """arch = "unet-mobilenet_v2"
 steps = 4
 val_every = 4

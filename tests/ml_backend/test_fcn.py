@@ -37,10 +37,12 @@ SMALL = "fpn-mobilenet_v2"  # the smallest registered network (2.8 M parameters)
 #: Per-class IoU of the shipped model on the training validation set (sections 1000000-1000007,
 #: 512 px, default synthetic config) as measured when it was trained, and the thresholds
 #: tested here (about 0.03-0.05 below, for other CPUs and runtimes).
-SHIPPED_MEASURED = {"Epoxy": 0.933, "Groundmass": 0.948, "Plagioclase": 0.902, "Clinopyroxene": 0.827,
-                    "Olivine": 0.824, "Fe-Ti oxide": 0.902}  # fmt: skip
-SHIPPED_THRESHOLDS = {"Epoxy": 0.90, "Groundmass": 0.92, "Plagioclase": 0.87, "Clinopyroxene": 0.78,
-                      "Olivine": 0.78, "Fe-Ti oxide": 0.86}  # fmt: skip
+#: (The model trained on all generator families gives up 0.04 here against the porphyritic-only
+#: one, 0.850 against 0.889, for 0.13-0.14 on the other families: docs/domain-shift.md.)
+SHIPPED_MEASURED = {"Epoxy": 0.921, "Groundmass": 0.920, "Plagioclase": 0.872, "Clinopyroxene": 0.758,
+                    "Olivine": 0.723, "Fe-Ti oxide": 0.907}  # fmt: skip
+SHIPPED_THRESHOLDS = {"Epoxy": 0.88, "Groundmass": 0.88, "Plagioclase": 0.83, "Clinopyroxene": 0.71,
+                      "Olivine": 0.68, "Fe-Ti oxide": 0.86}  # fmt: skip
 
 
 def _tiny_network(seed: int = 0) -> torch.nn.Module:
@@ -244,7 +246,7 @@ def test_shipped_model_reaches_the_stated_iou():
     iou = class_iou(confusion, CAT.names)
     for name, threshold in SHIPPED_THRESHOLDS.items():
         assert iou[name] >= threshold, (name, iou)
-    assert np.mean(list(iou.values())) >= 0.86
+    assert np.mean(list(iou.values())) >= 0.82  # measured 0.850
 
 
 @pytest.mark.slow
