@@ -139,7 +139,11 @@ class AuditWorkflow:
             data = dict(task.get("data") or {})
             data["audit_of"] = {"project": project_id, "task": record.task_id, "annotation": record.annotation_id,
                                 "updated_at": record.updated_at}  # fmt: skip
-            prediction = {"result": annotation.get("result") or [], "model_version": "audit-of-submission", "score": 0.0}
+            prediction = {
+                "result": annotation.get("result") or [],
+                "model_version": "audit-of-submission",
+                "score": 0.0,
+            }
             task_ids = self.client.import_tasks(review, [{"data": data, "predictions": [prediction]}])
             sent[str(record.annotation_id)] = {"review_task": task_ids[0], "task": record.task_id,
                                                "updated_at": record.updated_at}  # fmt: skip
@@ -203,7 +207,9 @@ def fit_calibration(pairs: list[AuditPair], n_classes: int) -> CalibrationModel:
     if not table or len(np.unique(table["submission"])) < 2:
         raise ValueError(f"calibration needs at least two reviewed submissions, got {len(pairs)}")
     names = list(HARVEST_FEATURES) + [f"class_{k}" for k in range(n_classes)]
-    return CalibrationModel.fit(table, table["correct"], table["submission"], annotators=table["annotator"], names=names)
+    return CalibrationModel.fit(
+        table, table["correct"], table["submission"], annotators=table["annotator"], names=names
+    )
 
 
 def _workflow(ctx: click.Context, rate: float) -> tuple[AuditWorkflow, LabelStudioClient]:
@@ -226,7 +232,9 @@ def _workflow(ctx: click.Context, rate: float) -> tuple[AuditWorkflow, LabelStud
 
 @click.command("audit")
 @click.option("--project", "project_id", type=int, required=True, help="Served Label Studio project.")
-@click.option("--rate", type=float, default=DEFAULT_RATE, show_default=True, help="Share of submissions reviewed again.")
+@click.option(
+    "--rate", type=float, default=DEFAULT_RATE, show_default=True, help="Share of submissions reviewed again."
+)
 @click.pass_context
 def audit_command(ctx: click.Context, project_id: int, rate: float) -> None:
     """Send a uniform share of the project's submissions to its review project (idempotent)."""
@@ -237,7 +245,9 @@ def audit_command(ctx: click.Context, project_id: int, rate: float) -> None:
 
 
 @click.command("calibrate")
-@click.option("--project", "project_ids", type=int, multiple=True, required=True, help="Served project(s) with reviews.")
+@click.option(
+    "--project", "project_ids", type=int, multiple=True, required=True, help="Served project(s) with reviews."
+)
 @click.option("--rate", type=float, default=DEFAULT_RATE, show_default=True)
 @click.pass_context
 def calibrate_command(ctx: click.Context, project_ids: tuple[int, ...], rate: float) -> None:

@@ -91,7 +91,10 @@ def bench_predict(sizes: str, method: str, repeats: int) -> None:
                 click.echo(f"model_version {provider().version}")
                 click.echo("size      /predict s   regions")
                 for size in sections:
-                    body = {"tasks": [{"id": 1, "data": {"image": f"/data/upload/1/field-{size}.png"}}], "label_config": config}
+                    body = {
+                        "tasks": [{"id": 1, "data": {"image": f"/data/upload/1/field-{size}.png"}}],
+                        "label_config": config,
+                    }
                     answer = {}
 
                     def call(body=body, answer=answer) -> None:
@@ -108,5 +111,7 @@ def bench_predict(sizes: str, method: str, repeats: int) -> None:
             rles = [mask_to_rle(m) for m in masks]
             dec = _best_of(repeats, lambda: [rle_to_mask(r, size, size) for r in rles])
             dec_sdk = _best_of(1, lambda: [decode_rle(r) for r in rles])
-            click.echo(f"{size:>4}x{size:<4} {ours:10.3f}s {sdk:10.3f}s {dec:11.3f}s {dec_sdk:10.3f}s"
-                       f"   ({sdk / ours:.1f}x, {dec_sdk / dec:.1f}x)")
+            click.echo(
+                f"{size:>4}x{size:<4} {ours:10.3f}s {sdk:10.3f}s {dec:11.3f}s {dec_sdk:10.3f}s"
+                f"   ({sdk / ours:.1f}x, {dec_sdk / dec:.1f}x)"
+            )

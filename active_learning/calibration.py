@@ -215,7 +215,7 @@ class CalibrationModel:
         seen = np.isfinite(oof)
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof[seen], correct[seen])
         coef = final.coef_[0]
-        offsets = {p: float(c) for p, c in zip(people, coef[len(names):])} if len(people) > 1 else {}
+        offsets = {p: float(c) for p, c in zip(people, coef[len(names) :])} if len(people) > 1 else {}
         return cls(
             features=tuple(names), mean=mean, scale=scale, coef=coef[: len(names)], intercept=float(final.intercept_[0]),
             annotators=offsets, knots_x=np.asarray(iso.X_thresholds_, np.float64),

@@ -49,7 +49,9 @@ def retrain_command(ctx: click.Context, config_path: Path | None) -> None:
     settings = settings_from(ctx)
     if config_path is not None:
         settings = settings.model_copy(update={"retrain_config": config_path})
-    result = build_cycle(settings, build_worker(settings), progress_printer(click.echo)).run("manual (scraiber retrain)")
+    result = build_cycle(settings, build_worker(settings), progress_printer(click.echo)).run(
+        "manual (scraiber retrain)"
+    )
     click.echo(
         f"training run {result.run_id}: {result.status}; trained on {result.trained_on} implicit labels, "
         f"validated on {result.held_out} held-out expert labels"

@@ -38,8 +38,11 @@ def crystal_labels(results: Sequence[Mapping[str, Any]], target: CrystalTarget) 
     polygons = _by_id(results, target.polygons.from_name, "points")
     choices = {kind: _by_id(results, name, "choices") for kind, (name, _) in target.choices.items()}
     return [
-        {"id": region_id, "mineral": _first(value, "polygonlabels"),
-         **{kind: _first(by_id.get(region_id), "choices") for kind, by_id in choices.items()}}  # fmt: skip
+        {
+            "id": region_id,
+            "mineral": _first(value, "polygonlabels"),
+            **{kind: _first(by_id.get(region_id), "choices") for kind, by_id in choices.items()},
+        }  # fmt: skip
         for region_id, value in polygons.items()
     ]
 

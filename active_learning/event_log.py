@@ -208,7 +208,9 @@ class EventLog:
     def claim(self, stale_after: float = 900.0) -> Event | None:
         """Take the oldest pending event (or one whose worker died) for processing."""
         now = time.time()
-        claimable = or_(events.c.status == PENDING, (events.c.status == PROCESSING) & (events.c.claimed_at < now - stale_after))
+        claimable = or_(
+            events.c.status == PENDING, (events.c.status == PROCESSING) & (events.c.claimed_at < now - stale_after)
+        )
         oldest = select(events.c.id).where(claimable).order_by(events.c.id).limit(1).scalar_subquery()
         statement = (
             update(events)
@@ -233,7 +235,9 @@ class EventLog:
     def _finish(self, event_id: int, status: str, error: str | None) -> None:
         with self.engine.begin() as connection:
             connection.execute(
-                update(events).where(events.c.id == event_id).values(status=status, processed_at=time.time(), error=error)
+                update(events)
+                .where(events.c.id == event_id)
+                .values(status=status, processed_at=time.time(), error=error)
             )
 
     def counts(self) -> dict[str, int]:

@@ -145,7 +145,9 @@ class FastLearnerUpdater:
         if current is not None and current.digest == digest:
             return current
         samples = PixelSamples.concat([self._samples(base, record) for record in records])
-        samples = samples.subsample(np.random.default_rng([self.config.seed, int(project)]), self.config.max_training_pixels)
+        samples = samples.subsample(
+            np.random.default_rng([self.config.seed, int(project)]), self.config.max_training_pixels
+        )
         classifier = PixelClassifier.fit(samples, self.n_classes, self.config)
         training_key = f"{PREFIX}/project-{int(project)}/training-{digest}.npz"
         self.store.put_arrays(training_key, asdict(samples))

@@ -299,11 +299,14 @@ class HarvestLog:
             known = connection.execute(
                 select(known_projects.c.project_id).where(known_projects.c.project_id == project_id)
             ).first()
-            url_known = backend_url is None or connection.execute(
-                select(project_backends.c.project_id).where(
-                    project_backends.c.project_id == project_id, project_backends.c.backend_url == backend_url[:300]
-                )
-            ).first()
+            url_known = (
+                backend_url is None
+                or connection.execute(
+                    select(project_backends.c.project_id).where(
+                        project_backends.c.project_id == project_id, project_backends.c.backend_url == backend_url[:300]
+                    )
+                ).first()
+            )
         if not known:
             _insert_once(self.engine, known_projects, project_id=project_id, first_seen_at=time.time(), source=source)
         if not url_known:

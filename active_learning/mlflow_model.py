@@ -42,7 +42,16 @@ from active_learning.model_files import save_model_dir
 CODE_FILE = Path(__file__).with_name("mlflow_model_code.py")
 FCN_ARTIFACT = "fcn"
 DEFAULT_MODEL_CONFIG = {"device": "cpu", "runtime": "eager", "threads": 0}
-_REQUIREMENTS = ("torch", "segmentation-models-pytorch", "timm", "safetensors", "numpy", "scipy", "scikit-image", "mlflow")
+_REQUIREMENTS = (
+    "torch",
+    "segmentation-models-pytorch",
+    "timm",
+    "safetensors",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "mlflow",
+)
 
 
 def is_fcn_config(model_config: Mapping[str, Any]) -> bool:
@@ -89,7 +98,9 @@ def save_pyfunc_model(path: Path, state_dict: Mapping[str, torch.Tensor], model_
         ValueError: if ``model_config`` is not an FCN construction config.
     """
     if not is_fcn_config(model_config):
-        raise ValueError(f"an MLflow pyfunc model needs an FCN construction config, got format {model_config.get('format')!r}")
+        raise ValueError(
+            f"an MLflow pyfunc model needs an FCN construction config, got format {model_config.get('format')!r}"
+        )
     with tempfile.TemporaryDirectory(prefix="scraiber-fcn-") as tmp:
         folder = save_model_dir(Path(tmp) / FCN_ARTIFACT, state_dict, model_config)
         mlflow.pyfunc.save_model(
@@ -131,7 +142,9 @@ class MineralSegmentationModel(mlflow.pyfunc.PythonModel):
         if image.ndim == 3 and image.shape[0] == 1:
             image = image[0]
         if image.ndim != 2 or 0 in image.shape or image.dtype.kind not in "uif":
-            raise ValueError(f"expected one 2-D grey image, got an array of shape {image.shape} and dtype {image.dtype}")
+            raise ValueError(
+                f"expected one 2-D grey image, got an array of shape {image.shape} and dtype {image.dtype}"
+            )
         return self.predictor.predict(image, reduce=_argmax)
 
 

@@ -95,7 +95,7 @@ class ModelRegistry:
         self.cache_dir = Path(cache_dir)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ModelRegistry":
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
         """The registry for ``settings.model_name`` / ``champion_alias``, caching under ``data_dir/models``."""
         return cls(mlflow_client(settings), settings.model_name, settings.champion_alias, settings.data_dir / "models")
 

@@ -21,7 +21,9 @@ def _versions(task: dict) -> set[str]:
     versions = task.get("predictions_model_versions") or ""
     if isinstance(versions, str):
         versions = versions.split(",")
-    return {v for v in versions if v} | {p.get("model_version") for p in task.get("predictions") or () if isinstance(p, dict)}
+    return {v for v in versions if v} | {
+        p.get("model_version") for p in task.get("predictions") or () if isinstance(p, dict)
+    }
 
 
 def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, project: int) -> int:

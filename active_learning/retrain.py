@@ -367,7 +367,9 @@ class RetrainCycle:
         from active_learning.strategies import create_scorer
 
         segmenter = FCNSegmenter(self.catalogue, model_path, threads=self.settings.threads)
-        predictor = Predictor(self.catalogue, lambda: segmenter, self.images, create_scorer(self.settings.query_strategy))
+        predictor = Predictor(
+            self.catalogue, lambda: segmenter, self.images, create_scorer(self.settings.query_strategy)
+        )
         return sum(repredict_open_tasks(self.client, predictor, project) for project in self.projects())
 
 

@@ -17,8 +17,8 @@ from active_learning.harvest_log import HarvestLog
 from active_learning.interaction_log import InteractionLog
 from active_learning.pseudonyms import resolve_key
 from active_learning.registry import ModelRegistry
-from active_learning.store import open_store
 from active_learning.served_model import ServedModel
+from active_learning.store import open_store
 from active_learning.strategies import create_scorer
 from active_learning.training_queue import TrainingQueue
 from active_learning.worker import worker_state
@@ -27,7 +27,12 @@ from ml_backend.adapter import BackendServices
 from ml_backend.app import create_app
 from ml_backend.image_source import ImageSource
 from ml_backend.label_studio import LabelStudioClient
-from ml_backend.memory_budget import FAST_LEARNER_BYTES_PER_PIXEL, SEGMENTER_BYTES_PER_PIXEL, MemoryBudget, budget_from_mb
+from ml_backend.memory_budget import (
+    FAST_LEARNER_BYTES_PER_PIXEL,
+    SEGMENTER_BYTES_PER_PIXEL,
+    MemoryBudget,
+    budget_from_mb,
+)
 from ml_backend.predictor import Predictor
 from ml_backend.refine import InteractiveRefiner
 from ml_backend.s3 import s3_client_from

@@ -96,7 +96,13 @@ class ExpertConfig:
             raise ValueError(f"unknown expert mode {self.mode!r}; valid modes: {', '.join(MODES)}")
         if self.boundary_tolerance < 0 or self.min_region < 1:
             raise ValueError("boundary_tolerance must be >= 0 and min_region >= 1")
-        times = (self.budget_seconds, self.overhead_seconds, self.seconds_per_region, self.seconds_per_kpx, self.time_noise)
+        times = (
+            self.budget_seconds,
+            self.overhead_seconds,
+            self.seconds_per_region,
+            self.seconds_per_kpx,
+            self.time_noise,
+        )
         if min(times) < 0:
             raise ValueError("budget, overhead, per-region, per-kpx times and time_noise must be >= 0")
         for name in ("skip_probability", "skip_uncertain_probability", "skip_empty_probability"):
@@ -410,12 +416,18 @@ class SimulatedExpert:
 
 @click.command("simulate")
 @click.option("--project", "project_id", type=int, required=True, help="Label Studio project id.")
-@click.option("--truth", "truth_dir", type=click.Path(file_okay=False), required=True, help="Folder of *_classes.png masks.")
-@click.option("--mapping", type=click.Path(dir_okay=False), default=None, help="JSON {task id or image name: truth key}.")
+@click.option(
+    "--truth", "truth_dir", type=click.Path(file_okay=False), required=True, help="Folder of *_classes.png masks."
+)
+@click.option(
+    "--mapping", type=click.Path(dir_okay=False), default=None, help="JSON {task id or image name: truth key}."
+)
 @click.option("--mode", type=click.Choice(MODES), default="correct", show_default=True)
 @click.option("--tasks", "max_tasks", type=int, default=None, help="Stop after this many tasks (default: all open).")
 @click.option("--budget", type=float, default=ExpertConfig.budget_seconds, show_default=True, help="Seconds per task.")
-@click.option("--tolerance", type=int, default=ExpertConfig.boundary_tolerance, show_default=True, help="Boundary px ignored.")
+@click.option(
+    "--tolerance", type=int, default=ExpertConfig.boundary_tolerance, show_default=True, help="Boundary px ignored."
+)
 @click.option("--skip-probability", type=float, default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context

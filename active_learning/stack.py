@@ -117,7 +117,9 @@ def bootstrap_project(
     if not client.list_tasks(project_id):
         created = len(client.upload_files(project_id, [image.path for image in images]))
     add_pixel_sizes(client, project_id, images)
-    connected = any(b.get("url", "").rstrip("/") == backend_url.rstrip("/") for b in client.list_ml_backends(project_id))
+    connected = any(
+        b.get("url", "").rstrip("/") == backend_url.rstrip("/") for b in client.list_ml_backends(project_id)
+    )
     if not connected:
         client.connect_ml_backend(project_id, backend_url, BACKEND_TITLE, is_interactive=True, basic_auth=basic_auth)
         authorise_webhooks(client, project_id, basic_auth)

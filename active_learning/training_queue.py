@@ -136,13 +136,20 @@ class TrainingQueue:
             )
         return int(result.inserted_primary_key[0])
 
-    def finish_run(self, run_id: int, status: str, model_version: str | None = None, mlflow_run_id: str | None = None) -> None:
+    def finish_run(
+        self, run_id: int, status: str, model_version: str | None = None, mlflow_run_id: str | None = None
+    ) -> None:
         """Record how a run ended (``promoted``, ``not-promoted``, ``failed``...) and what it produced."""
         with self.engine.begin() as connection:
             connection.execute(
                 update(training_runs)
                 .where(training_runs.c.id == run_id)
-                .values(finished_at=time.time(), status=status[:16], model_version=model_version, mlflow_run_id=mlflow_run_id)
+                .values(
+                    finished_at=time.time(),
+                    status=status[:16],
+                    model_version=model_version,
+                    mlflow_run_id=mlflow_run_id,
+                )
             )
 
     def record_progress(self, run_id: int, phase: str, **fields: float | int | None) -> None:
@@ -195,4 +202,6 @@ class TrainingQueue:
     def runs(self) -> list[dict]:
         """All training runs, oldest first, as dicts."""
         with self.engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(select(training_runs).order_by(training_runs.c.id))]
+            return [
+                dict(row._mapping) for row in connection.execute(select(training_runs).order_by(training_runs.c.id))
+            ]

@@ -455,7 +455,9 @@ class WorkerSupervisor:
                     log.warning("cannot check the harvest worker's heartbeat: %s", exc)
                     stuck = False
                 if stuck:
-                    log.error("the harvest worker (pid %d) stopped renewing its heartbeat; killing it", self.process.pid)
+                    log.error(
+                        "the harvest worker (pid %d) stopped renewing its heartbeat; killing it", self.process.pid
+                    )
                     stop_worker_process(self.process, grace=5.0)
                     return
 
@@ -586,9 +588,8 @@ def worker_command(ctx: click.Context, parent_pid: int | None) -> None:
 def run_worker(settings: Any, parent_pid: int | None = None) -> None:
     """Run the harvest worker (with its retraining and fast-learner threads) until SIGTERM/SIGINT,
     or until process ``parent_pid`` is no longer this process's parent."""
-    from active_learning.retrain import RetrainScheduler, build_cycle
-
     from active_learning.fast_learning import build_fast_learning
+    from active_learning.retrain import RetrainScheduler, build_cycle
 
     worker = build_worker(settings)
     stop = threading.Event()

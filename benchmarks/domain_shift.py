@@ -37,7 +37,13 @@ from label_config import Catalogue, load_catalogue
 from ml_backend.fcn import FCNSegmenter, shipped_model_path
 from ml_backend.metrics import class_iou, confusion_matrix, matched_confusion, mean_iou
 from ml_backend.segmenters import create_segmenter
-from ml_backend.segmenters.fast_learner import FastLearnerConfig, PixelClassifier, PixelSamples, learner_features, sample_pixels
+from ml_backend.segmenters.fast_learner import (
+    FastLearnerConfig,
+    PixelClassifier,
+    PixelSamples,
+    learner_features,
+    sample_pixels,
+)
 from ml_backend.synthetic.families import TEST_SEED_START, family_names, generate_field
 
 CORRECTED_SEED_OFFSET = 1000
@@ -93,7 +99,9 @@ def loop_rows(
         while len(parts) < k:
             tile = corrected[len(parts)]
             _, features = learner_features(tile.image, base, config)
-            parts.append(sample_pixels(features, tile.classes, np.ones(tile.classes.shape, np.float32), rng, config.per_class))
+            parts.append(
+                sample_pixels(features, tile.classes, np.ones(tile.classes.shape, np.float32), rng, config.per_class)
+            )
         started = time.perf_counter()
         classifier = PixelClassifier.fit(PixelSamples.concat(parts[:k]), n, config)
         fit = time.perf_counter() - started
@@ -164,8 +172,12 @@ def format_table(rows: list[Row], names: list[str]) -> str:
 @click.option("--family", "families", multiple=True, help="Held-out families to measure (default: all).")
 @click.option("--fields", type=int, default=8, show_default=True, help="Test fields per family.")
 @click.option("--size", type=int, default=512, show_default=True, help="Field side (px).")
-@click.option("--loop", "loop", default="0,2,4,8", show_default=True, help="Corrected tiles the fast learner is taught.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON.")
+@click.option(
+    "--loop", "loop", default="0,2,4,8", show_default=True, help="Corrected tiles the fast learner is taught."
+)
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON."
+)
 def domain_shift_bench(models: Path, families: tuple[str, ...], fields: int, size: int, loop: str,
                        json_out: Path | None) -> None:  # fmt: skip
     """Leave-one-family-out: FCN, fast-learner loop, unsupervised and grey GMM on each held-out family."""

@@ -216,7 +216,9 @@ def correct(
         ValueError: if the maps differ in shape.
     """
     if not start.shape == top_probability.shape == perceived.shape:
-        raise ValueError(f"prediction {start.shape}, probability {top_probability.shape} and belief {perceived.shape} differ")
+        raise ValueError(
+            f"prediction {start.shape}, probability {top_probability.shape} and belief {perceived.shape} differ"
+        )
     final = start.copy()
     seconds = (expert.overhead_seconds + expert.review_seconds_per_kpx * start.size / 1000) * _factor(expert, rng)
     regions = []  # (priority, class, mask)

@@ -71,7 +71,9 @@ def fast_loop_bench(family: str, tasks: int, size: int, corrections: int, timeou
                "LABEL_STUDIO_API_KEY": studio.api_key, "SCRAIBER_WEB_WORKERS": "1"}  # fmt: skip
         with backend_process(env, port, work / "backend.log", [studio.api_key]):
             client = LabelStudioClient(studio.url, studio.api_key, timeout=600)
-            project = client.create_project(f"Fast learner on {family}", (CONFIG_DIR / "minerals.xml").read_text())["id"]
+            project = client.create_project(f"Fast learner on {family}", (CONFIG_DIR / "minerals.xml").read_text())[
+                "id"
+            ]
             task_ids = client.upload_files(project, paths)
             client.connect_ml_backend(project, f"http://127.0.0.1:{port}", "scrAiber")
             client.retrieve_predictions(project)
@@ -87,8 +89,12 @@ def fast_loop_bench(family: str, tasks: int, size: int, corrections: int, timeou
                 return mean_iou(class_iou(matrix, catalogue.names)), ", ".join(sorted(versions))
 
             miou, version = open_miou(task_ids[1:])
-            click.echo(f"{family}: {tasks} tasks of {size} px; before any correction: open-task mIoU {miou:.3f} ({version})")
-            click.echo("| corrections | seconds to new pre-annotations on all open tasks | open tasks | open-task mIoU | version |")
+            click.echo(
+                f"{family}: {tasks} tasks of {size} px; before any correction: open-task mIoU {miou:.3f} ({version})"
+            )
+            click.echo(
+                "| corrections | seconds to new pre-annotations on all open tasks | open tasks | open-task mIoU | version |"
+            )
             click.echo("| --- | --- | --- | --- | --- |")
             for k in range(1, corrections + 1):
                 task = task_ids[k - 1]

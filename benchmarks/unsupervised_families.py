@@ -67,7 +67,9 @@ def field_scores(truth: np.ndarray, labels: np.ndarray, catalogue: Catalogue) ->
     return mean_iou(class_iou(matched_confusion(confusion), catalogue.names)), mean_iou(named), named
 
 
-def score(methods: dict[str, SegmentFn], family: str, seeds: Sequence[int], size: int, catalogue: Catalogue) -> dict[str, Score]:
+def score(
+    methods: dict[str, SegmentFn], family: str, seeds: Sequence[int], size: int, catalogue: Catalogue
+) -> dict[str, Score]:
     """Mean scores of each method over the fields ``seeds`` of ``family`` (each field drawn once)."""
     runs: dict[str, list[tuple[float, float, float, list[float]]]] = {name: [] for name in methods}
     for seed in seeds:
@@ -123,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for family in importable_families():
         for name, result in score(methods, family, seeds, args.size, catalogue).items():
             totals[name].append(result)
-            print(f"{family:<14} {name:<24} {result.hungarian:>14.3f} {result.named:>10.3f} {result.seconds:>8.2f}", flush=True)
+            print(
+                f"{family:<14} {name:<24} {result.hungarian:>14.3f} {result.named:>10.3f} {result.seconds:>8.2f}",
+                flush=True,
+            )
         after[family] = totals["unsupervised"][-1]
     for name, results in totals.items():
         hungarian, named = np.mean([r.hungarian for r in results]), np.mean([r.named for r in results])

@@ -141,7 +141,9 @@ def _parse_mineral(raw: dict, source: Path) -> Mineral:
     if solid is not None:
         try:
             low_high = tuple(float(v) for v in solid["range"])
-            solid_solution = SolidSolution(solid["variable"], solid.get("unit", "mol %"), solid["high"], solid["low"], low_high)
+            solid_solution = SolidSolution(
+                solid["variable"], solid.get("unit", "mol %"), solid["high"], solid["low"], low_high
+            )
             solid_solution.mean_z_at(low_high[0])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{where}: bad solid_solution ({exc}); needs variable, high, low, range") from exc

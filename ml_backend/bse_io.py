@@ -204,7 +204,15 @@ def _read_tiff(path: Path, source, max_pixels: int) -> tuple[np.ndarray, float |
             size, source = tiff_pixel_size_um(tif)
     except BSEReadError:
         raise
-    except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError, imagecodecs.DelayedImportError) as exc:
+    except (
+        tifffile.TiffFileError,
+        ValueError,
+        OSError,
+        EOFError,
+        IndexError,
+        KeyError,
+        imagecodecs.DelayedImportError,
+    ) as exc:
         raise BSEReadError(f"{path}: unreadable or truncated TIFF ({exc})") from None
     except Exception as exc:  # codec errors have many types (imagecodecs.*Error)
         raise BSEReadError(f"{path}: cannot decode TIFF data ({type(exc).__name__}: {exc})") from None

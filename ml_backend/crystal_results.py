@@ -78,15 +78,22 @@ def crystal_results(
         common = {"id": region_id, "to_name": to_name, "original_width": width, "original_height": height,
                   "image_rotation": 0, "origin": "prediction"}  # fmt: skip
         results.append(
-            {**common, "from_name": target.polygons.from_name, "type": "polygonlabels",
-             "value": {"points": points, "closed": True, "polygonlabels": [label]}}  # fmt: skip
+            {
+                **common,
+                "from_name": target.polygons.from_name,
+                "type": "polygonlabels",
+                "value": {"points": points, "closed": True, "polygonlabels": [label]},
+            }  # fmt: skip
         )
         for kind, value in (("population", crystal.population), ("zoning", crystal.zoning)):
             if kind in target.choices and value in target.choices[kind][1]:
                 from_name, values = target.choices[kind]
                 results.append(
-                    {**common, "from_name": from_name, "type": "choices",
-                     "value": {"points": points, "closed": True, "choices": [values[value]]}}  # fmt: skip
+                    {
+                        **common,
+                        "from_name": from_name,
+                        "type": "choices",
+                        "value": {"points": points, "closed": True, "choices": [values[value]]},
+                    }  # fmt: skip
                 )
     return results
-

@@ -168,7 +168,7 @@ class LabelStudioClient:
             session.close()
         self._local = threading.local()
 
-    def __enter__(self) -> "LabelStudioClient":
+    def __enter__(self) -> LabelStudioClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -662,7 +662,7 @@ class LabelStudioLogin:
         """Close the session's connections."""
         self.session.close()
 
-    def __enter__(self) -> "LabelStudioLogin":
+    def __enter__(self) -> LabelStudioLogin:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -110,12 +110,12 @@ class LabelStudioAccount:
         return f"LabelStudioAccount(email={self.email!r}, password='***', token='***')"
 
     @classmethod
-    def generate(cls, email: str = "admin@scraiber.local") -> "LabelStudioAccount":
+    def generate(cls, email: str = "admin@scraiber.local") -> LabelStudioAccount:
         """A new account with a random password and token."""
         return cls(email=email, password=secrets.token_urlsafe(18), token=secrets.token_hex(20))
 
     @classmethod
-    def load_or_create(cls, path: Path, email: str = "admin@scraiber.local") -> "LabelStudioAccount":
+    def load_or_create(cls, path: Path, email: str = "admin@scraiber.local") -> LabelStudioAccount:
         """Read the account from a JSON file, or generate one and write it (mode 0600)."""
         if path.exists():
             try:
@@ -252,7 +252,7 @@ class LabelStudioServer:
             "--enable-legacy-api-token",
         ]
 
-    def start(self) -> "LabelStudioServer":
+    def start(self) -> LabelStudioServer:
         """Start Label Studio, wait for ``/health``, enable legacy tokens, check the token.
 
         Raises:
@@ -291,7 +291,7 @@ class LabelStudioServer:
         if self._process is not None:
             self._process.stop()
 
-    def __enter__(self) -> "LabelStudioServer":
+    def __enter__(self) -> LabelStudioServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -67,7 +67,6 @@ def matched_confusion(confusion: np.ndarray) -> np.ndarray:
     return matched
 
 
-
 def tile_miou(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
     """mIoU of one tile: mean IoU over the classes present in its truth or its prediction (NaN if nothing labelled).
 

@@ -18,8 +18,8 @@ from ml_backend.brush import mask_to_rle
 from ml_backend.bse_io import BSEImage, BSEReadError
 from ml_backend.crystal_results import crystal_results, crystal_target
 from ml_backend.image_source import ImageSource, ImageSourceError
-from ml_backend.ladder import check_ladder
 from ml_backend.label_map import ControlTarget, LabelConfigError, control_target
+from ml_backend.ladder import check_ladder
 from ml_backend.memory_budget import BudgetBusyError, ImageTooLargeError
 from ml_backend.segmenters.base import Segmenter
 from ml_backend.uncertainty import task_score

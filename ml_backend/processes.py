@@ -129,7 +129,7 @@ class ManagedProcess:
         """The last lines of this process's log."""
         return log_tail(self.log_path, lines)
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         """Launch the command and wait until it is ready.
 
         Raises:
@@ -210,7 +210,7 @@ class ManagedProcess:
         except subprocess.TimeoutExpired as exc:
             raise ProcessError(self._failure(f"did not exit after SIGKILL (pid {pgid})")) from exc
 
-    def __enter__(self) -> "ManagedProcess":
+    def __enter__(self) -> ManagedProcess:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -94,9 +94,13 @@ class RefineConfig:
         if self.hint_radius < 0 or self.exclusion_radius < 0 or self.local_sigma <= 0:
             raise ValueError("hint_radius and exclusion_radius must be >= 0 and local_sigma > 0")
         if not 0.0 <= self.far_trust <= 1.0 or not 0.0 <= self.suspect_weight <= 1.0:
-            raise ValueError(f"far_trust and suspect_weight must be in [0, 1], got {self.far_trust}, {self.suspect_weight}")
+            raise ValueError(
+                f"far_trust and suspect_weight must be in [0, 1], got {self.far_trust}, {self.suspect_weight}"
+            )
         if min(self.max_work_pixels, self.pseudo_samples, self.stroke_samples, self.n_estimators, self.cache_size) < 1:
-            raise ValueError("max_work_pixels, pseudo_samples, stroke_samples, n_estimators and cache_size must be >= 1")
+            raise ValueError(
+                "max_work_pixels, pseudo_samples, stroke_samples, n_estimators and cache_size must be >= 1"
+            )
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,9 @@ def _next_click(classes: np.ndarray, section, catalogue) -> dict:
 @click.option("--sizes", default="512,1024", show_default=True, help="Image sides (px), comma-separated.")
 @click.option("--clicks", default=6, show_default=True, help="Keypoints per image, one request each.")
 @click.option("--seed", default=101, show_default=True, help="Synthetic section seed.")
-@click.option("--segmenter", "method", default="unsupervised", show_default=True, help="Model refined (fcn: the shipped one).")
+@click.option(
+    "--segmenter", "method", default="unsupervised", show_default=True, help="Model refined (fcn: the shipped one)."
+)
 def bench_interactive(sizes: str, clicks: int, seed: int, method: str) -> None:
     """Milliseconds per interactive refinement (cold and warm) and the mean IoU it reaches.
 

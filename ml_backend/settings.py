@@ -7,10 +7,10 @@ the environment themselves. Secrets are ``SecretStr`` and never printed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from ml_backend.local_stack import running_stack
 
@@ -36,13 +36,21 @@ class Settings(BaseSettings):
     basic_auth_pass: SecretStr | None = Field(None, validation_alias=_env("SCRAIBER_BASIC_AUTH_PASS"))
     max_request_bytes: int = Field(64 * 2**20, validation_alias=_env("SCRAIBER_MAX_REQUEST_BYTES"))
     web_workers: int = Field(2, validation_alias=_env("SCRAIBER_WEB_WORKERS"))
-    header_timeout: float = Field(10.0, validation_alias=_env("SCRAIBER_HEADER_TIMEOUT"),
-                                  description="seconds a client has to send a request's headers")
-    predict_memory_mb: int | None = Field(None, validation_alias=_env("SCRAIBER_PREDICT_MEMORY_MB"),
-                                          description="memory for predictions, all web workers together; "
-                                          "default: half the memory limit (cgroup or RAM)")
-    worker_stuck_seconds: float = Field(300.0, validation_alias=_env("SCRAIBER_WORKER_STUCK_SECONDS"),
-                                        description="a harvest worker silent this long is reported stuck and restarted")
+    header_timeout: float = Field(
+        10.0,
+        validation_alias=_env("SCRAIBER_HEADER_TIMEOUT"),
+        description="seconds a client has to send a request's headers",
+    )
+    predict_memory_mb: int | None = Field(
+        None,
+        validation_alias=_env("SCRAIBER_PREDICT_MEMORY_MB"),
+        description="memory for predictions, all web workers together; default: half the memory limit (cgroup or RAM)",
+    )
+    worker_stuck_seconds: float = Field(
+        300.0,
+        validation_alias=_env("SCRAIBER_WORKER_STUCK_SECONDS"),
+        description="a harvest worker silent this long is reported stuck and restarted",
+    )
     threads: int = Field(0, validation_alias=_env("SCRAIBER_THREADS"), description="torch threads; 0 = all cores")
 
     # Local state
@@ -64,12 +72,17 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(None, validation_alias=_env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"))
     aws_access_key_id: str | None = Field(None, validation_alias=_env("AWS_ACCESS_KEY_ID"))
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("AWS_SECRET_ACCESS_KEY"))
-    aws_session_token: SecretStr | None = Field(None, validation_alias=_env("AWS_SESSION_TOKEN"),
-                                                description="temporary credentials (STS) go with their keys")
-    aws_profile: str | None = Field(None, validation_alias=_env("AWS_PROFILE"),
-                                    description="named profile of ~/.aws/config and ~/.aws/credentials")
-    aws_region: str | None = Field(None, validation_alias=_env("AWS_DEFAULT_REGION", "AWS_REGION"),
-                                   description="default: the profile's region, else boto3's")
+    aws_session_token: SecretStr | None = Field(
+        None, validation_alias=_env("AWS_SESSION_TOKEN"), description="temporary credentials (STS) go with their keys"
+    )
+    aws_profile: str | None = Field(
+        None, validation_alias=_env("AWS_PROFILE"), description="named profile of ~/.aws/config and ~/.aws/credentials"
+    )
+    aws_region: str | None = Field(
+        None,
+        validation_alias=_env("AWS_DEFAULT_REGION", "AWS_REGION"),
+        description="default: the profile's region, else boto3's",
+    )
     artefact_uri: str | None = Field(None, validation_alias=_env("SCRAIBER_ARTEFACT_URI"))
 
     # MLflow
@@ -85,23 +98,37 @@ class Settings(BaseSettings):
     train_on: str = Field("local", validation_alias=_env("SCRAIBER_TRAIN_ON"))
     reconcile_seconds: float = Field(300.0, validation_alias=_env("SCRAIBER_RECONCILE_SECONDS"))
     query_strategy: str = Field("entropy", validation_alias=_env("SCRAIBER_QUERY_STRATEGY"))
-    fast_learner: bool = Field(True, validation_alias=_env("SCRAIBER_FAST_LEARNER"),
-                               description="per-project pixel classifier on the FCN, refitted after every submission")
+    fast_learner: bool = Field(
+        True,
+        validation_alias=_env("SCRAIBER_FAST_LEARNER"),
+        description="per-project pixel classifier on the FCN, refitted after every submission",
+    )
     pseudonym_key: SecretStr | None = Field(None, validation_alias=_env("SCRAIBER_PSEUDONYM_KEY"))
 
     # Training on Modal
     modal_gpu: str = Field("H100", validation_alias=_env("SCRAIBER_MODAL_GPU"))
 
     # Publishing datasets (scraiber publish)
-    zenodo_token: SecretStr | None = Field(None, validation_alias=_env("ZENODO_TOKEN"),
-                                           description="personal access token (scopes deposit:write, deposit:actions)")
-    zenodo_url: str | None = Field(None, validation_alias=_env("SCRAIBER_ZENODO_URL"),
-                                   description="deposition API root; default https://zenodo.org/api (--sandbox: sandbox.zenodo.org)")
+    zenodo_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("ZENODO_TOKEN"),
+        description="personal access token (scopes deposit:write, deposit:actions)",
+    )
+    zenodo_url: str | None = Field(
+        None,
+        validation_alias=_env("SCRAIBER_ZENODO_URL"),
+        description="deposition API root; default https://zenodo.org/api (--sandbox: sandbox.zenodo.org)",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict) -> dict:
-        for name in ("SCRAIBER_ALLOWED_LOCAL_ROOTS", "SCRAIBER_ALLOWED_BUCKETS", "allowed_local_roots", "allowed_buckets"):
+        for name in (
+            "SCRAIBER_ALLOWED_LOCAL_ROOTS",
+            "SCRAIBER_ALLOWED_BUCKETS",
+            "allowed_local_roots",
+            "allowed_buckets",
+        ):
             raw = values.get(name)
             if isinstance(raw, str):
                 values[name] = [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
@@ -131,7 +158,7 @@ class Settings(BaseSettings):
         return {**values, **found}
 
     @model_validator(mode="after")
-    def _check(self) -> "Settings":
+    def _check(self) -> Settings:
         if self.port <= 0 or self.port > 65535:
             raise ValueError(f"SCRAIBER_PORT must be 1-65535, got {self.port}")
         if (self.basic_auth_user is None) != (self.basic_auth_pass is None):

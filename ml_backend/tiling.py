@@ -143,7 +143,9 @@ def _run(fn: TileFn, tiles: list[np.ndarray], n_classes: int, batch_size: int | 
         batch = np.stack(tiles[start : start + batch_size])
         result = np.asarray(fn(batch), dtype=np.float32)
         if result.ndim != 4 or result.shape[0] != len(batch):
-            raise ValueError(f"batched tile function returned shape {result.shape}, expected ({len(batch)}, {n_classes}, h, w)")
+            raise ValueError(
+                f"batched tile function returned shape {result.shape}, expected ({len(batch)}, {n_classes}, h, w)"
+            )
         out.extend(result)
     return out
 

@@ -34,7 +34,11 @@ def _config(env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in REQUIRED}
     return subprocess.run(
         [compose, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        env={**clean, **env}, capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
 
 
@@ -90,7 +94,9 @@ def test_label_studio_can_reach_only_the_pinned_compose_network(compose):
     banned = environment["USER_ADDITIONAL_BANNED_SUBNETS"].split(",")
     assert banned == banned_subnets_except([subnet])  # every other private network stays banned
     assert {"127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "192.168.0.0/16"} <= set(banned)
-    assert all(service.get("networks", {"default": None}).keys() == {"default"} for service in compose["services"].values())
+    assert all(
+        service.get("networks", {"default": None}).keys() == {"default"} for service in compose["services"].values()
+    )
 
 
 def test_label_studio_signup_needs_an_invitation_and_knows_its_public_url(compose):
@@ -195,8 +201,15 @@ def test_mlflow_started_with_the_compose_command_answers_the_backend(compose, s3
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
     ) | {"MLFLOW_TRACKING_URI": None}
     executable = Path(sys.executable).parent / command[0]
-    with ManagedProcess([str(executable), *command[1:]], log_path=tmp_path / "mlflow.log", env=env, cwd=tmp_path,
-                        ready=f"http://127.0.0.1:{port}/health", ready_timeout=180, name="mlflow (compose command)"):
+    with ManagedProcess(
+        [str(executable), *command[1:]],
+        log_path=tmp_path / "mlflow.log",
+        env=env,
+        cwd=tmp_path,
+        ready=f"http://127.0.0.1:{port}/health",
+        ready_timeout=180,
+        name="mlflow (compose command)",
+    ):
         search = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
         as_backend = requests.get(search, headers={"Host": "mlflow:5000"}, timeout=30)
         assert as_backend.status_code == 200, as_backend.text
@@ -205,7 +218,9 @@ def test_mlflow_started_with_the_compose_command_answers_the_backend(compose, s3
         # the compose healthcheck itself (["CMD", "python", "-c", CODE]), pointed at this port
         _, program, flag, code = service["healthcheck"]["test"]
         assert (program, flag) == ("python", "-c")
-        health = subprocess.run([sys.executable, "-c", code.replace(":5000/", f":{port}/")], timeout=60, capture_output=True)
+        health = subprocess.run(
+            [sys.executable, "-c", code.replace(":5000/", f":{port}/")], timeout=60, capture_output=True
+        )
         assert health.returncode == 0, health.stderr
         password = REQUIRED["POSTGRES_PASSWORD"]
         for proc in Path("/proc").glob("[0-9]*"):

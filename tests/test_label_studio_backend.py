@@ -107,7 +107,10 @@ def test_bad_tasks_fail_alone(slow_client, backend, project):
     client = slow_client
     bad = client.import_tasks(
         project["id"],
-        [{"data": {"image": "http://169.254.169.254/data/upload/1/x.png"}}, {"data": {"image": "/data/upload/999/missing.png"}}],
+        [
+            {"data": {"image": "http://169.254.169.254/data/upload/1/x.png"}},
+            {"data": {"image": "/data/upload/999/missing.png"}},
+        ],
     )
     tasks = [client.get_task(t) for t in (project["task_ids"][0], *bad)]
     answer = requests.post(

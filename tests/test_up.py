@@ -113,7 +113,9 @@ def test_up_bootstraps_the_demo(up):
         assert [b["url"] for b in client.list_ml_backends(project["id"])] == [f"http://127.0.0.1:{up.backend_port}"]
         # the project's model version is the served one (Label Studio set it to the backend's title)
         served = {p[0]["model_version"] for p in predictions}
-        assert served == {client.get_project(project["id"])["model_version"]} and re.fullmatch(r"fcn-[0-9a-f]{12}", *served)
+        assert served == {client.get_project(project["id"])["model_version"]} and re.fullmatch(
+            r"fcn-[0-9a-f]{12}", *served
+        )
         assert f"Model:         {served.pop()}" in up.output
         # synthetic fields carry their pixel size (per-mm² indicators); the real field's is unknown
         sizes = sorted(str(t["data"].get("pixel_size_um")) for t in tasks)
@@ -168,10 +170,14 @@ def test_next_commands_run_as_printed_and_find_the_stack(up):
                 commands[name] = shlex.split(command)
     assert set(commands) == {"retrain", "report", "export"}, up.output
 
-    report = subprocess.run(commands["report"], cwd=up.folder, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    report = subprocess.run(
+        commands["report"], cwd=up.folder, env=CLEAN_ENV, capture_output=True, text=True, timeout=600
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     assert f"tracking report: {DEMO_PROJECT}" in (up.folder / "report.html").read_text()
-    retrain = subprocess.run(commands["retrain"], cwd=up.folder, env=CLEAN_ENV, capture_output=True, text=True, timeout=600)
+    retrain = subprocess.run(
+        commands["retrain"], cwd=up.folder, env=CLEAN_ENV, capture_output=True, text=True, timeout=600
+    )
     assert retrain.returncode == 0, retrain.stderr[-3000:]
     assert "no-labels" in retrain.stdout and "[retrain] gathering implicit labels" in retrain.stdout
     status = requests.get(f"http://127.0.0.1:{up.backend_port}/status", timeout=30).json()
@@ -181,7 +187,9 @@ def test_next_commands_run_as_printed_and_find_the_stack(up):
 def test_sigterm_stops_label_studio_and_the_backend(up):
     assert _listening(up.port) and _listening(up.backend_port)
     status = _stop(up.process, signal.SIGTERM)
-    left = [p for p in Path("/proc").glob("[0-9]*") if _cmdline_has(p, f"--port {up.backend_port}", f"--port {up.port}")]
+    left = [
+        p for p in Path("/proc").glob("[0-9]*") if _cmdline_has(p, f"--port {up.backend_port}", f"--port {up.port}")
+    ]
     for proc in left:  # what `up` left behind, so that it does not outlive the test
         try:
             os.killpg(os.getpgid(int(proc.name)), signal.SIGKILL)

@@ -52,7 +52,9 @@ def agreement(maps: Mapping[int, Mapping[str, np.ndarray]], names: Sequence[str]
         for first, second in combinations(sorted(by_annotator), 2):
             for row in pair_agreement(by_annotator[first], by_annotator[second], names):
                 rows.append({"task_id": task_id, "annotator_a": first, "annotator_b": second, **row})
-    return pd.DataFrame(rows, columns=["task_id", "annotator_a", "annotator_b", "class", "intersection", "union", "iou"])
+    return pd.DataFrame(
+        rows, columns=["task_id", "annotator_a", "annotator_b", "class", "intersection", "union", "iou"]
+    )
 
 
 def agreement_by_class(pairs: pd.DataFrame) -> pd.DataFrame:

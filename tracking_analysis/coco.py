@@ -53,7 +53,9 @@ def _annotation(ann_id: int, image_id: int, category: int, binary: np.ndarray, *
     }  # fmt: skip
 
 
-def _skeleton(images: list[CocoImage], catalogue: Catalogue, info: dict[str, Any], licence: dict[str, Any]) -> dict[str, Any]:
+def _skeleton(
+    images: list[CocoImage], catalogue: Catalogue, info: dict[str, Any], licence: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "info": info,
         "licenses": [licence],
@@ -62,16 +64,25 @@ def _skeleton(images: list[CocoImage], catalogue: Catalogue, info: dict[str, Any
             for index, mineral in enumerate(catalogue.classes)
         ],
         "images": [
-            {"id": image.annotation_id, "file_name": image.file_name, "height": int(image.label.shape[0]),
-             "width": int(image.label.shape[1]), "license": 1, "scraiber_task_id": image.task_id,
-             "scraiber_annotator": image.annotator, "scraiber_split": image.split}
+            {
+                "id": image.annotation_id,
+                "file_name": image.file_name,
+                "height": int(image.label.shape[0]),
+                "width": int(image.label.shape[1]),
+                "license": 1,
+                "scraiber_task_id": image.task_id,
+                "scraiber_annotator": image.annotator,
+                "scraiber_split": image.split,
+            }
             for image in images
         ],  # fmt: skip
         "annotations": [],
     }
 
 
-def coco_minerals(images: Iterable[CocoImage], catalogue: Catalogue, info: dict[str, Any], licence: dict[str, Any]) -> dict[str, Any]:
+def coco_minerals(
+    images: Iterable[CocoImage], catalogue: Catalogue, info: dict[str, Any], licence: dict[str, Any]
+) -> dict[str, Any]:
     """COCO semantic segmentation: per label one RLE annotation per mineral present (category = index + 1)."""
     images = list(images)
     data = _skeleton(images, catalogue, info, licence)
@@ -79,7 +90,9 @@ def coco_minerals(images: Iterable[CocoImage], catalogue: Catalogue, info: dict[
         for index in range(len(catalogue)):
             binary = image.label == index
             if binary.any():
-                data["annotations"].append(_annotation(len(data["annotations"]) + 1, image.annotation_id, index + 1, binary))
+                data["annotations"].append(
+                    _annotation(len(data["annotations"]) + 1, image.annotation_id, index + 1, binary)
+                )
     return data
 
 

@@ -10,17 +10,62 @@ import click
 
 @click.command("report")
 @click.option("--project", "project_id", type=int, default=None, help="Label Studio project id (read live).")
-@click.option("--snapshot", "snapshot_path", type=click.Path(dir_okay=False), default=None, help="Report from a saved snapshot instead of Label Studio.")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Report from a saved snapshot instead of Label Studio.",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the report.")
 @click.option("--format", "fmt", type=click.Choice(["html", "json"]), default="html", show_default=True)
-@click.option("--learning-curve", "curve_path", type=click.Path(dir_okay=False, exists=True), default=None, help="Learning-curve table (JSON/CSV: n_labelled_tiles, mIoU, strategy, label_kind).")
-@click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False, exists=True), default=None, help="Confidence calibration (calibration.json of scraiber bench active-learning): reliability diagram.")
-@click.option("--truth", "truth_dir", type=click.Path(file_okay=False), default=None, help="Folder of *_classes.png ground-truth masks.")
-@click.option("--truth-mapping", type=click.Path(dir_okay=False), default=None, help="JSON {task id or image name: truth key}.")
-@click.option("--session-gap", type=float, default=30.0, show_default=True, help="Minutes without work that end a session.")
-@click.option("--save-snapshot", type=click.Path(dir_okay=False), default=None, help="Also save the Label Studio records read (JSON).")
+@click.option(
+    "--learning-curve",
+    "curve_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Learning-curve table (JSON/CSV: n_labelled_tiles, mIoU, strategy, label_kind).",
+)
+@click.option(
+    "--calibration",
+    "calibration_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Confidence calibration (calibration.json of scraiber bench active-learning): reliability diagram.",
+)
+@click.option(
+    "--truth",
+    "truth_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of *_classes.png ground-truth masks.",
+)
+@click.option(
+    "--truth-mapping", type=click.Path(dir_okay=False), default=None, help="JSON {task id or image name: truth key}."
+)
+@click.option(
+    "--session-gap", type=float, default=30.0, show_default=True, help="Minutes without work that end a session."
+)
+@click.option(
+    "--save-snapshot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also save the Label Studio records read (JSON).",
+)
 @click.pass_context
-def report_command(ctx, project_id, snapshot_path, out, fmt, curve_path, calibration_path, truth_dir, truth_mapping, session_gap, save_snapshot):
+def report_command(
+    ctx,
+    project_id,
+    snapshot_path,
+    out,
+    fmt,
+    curve_path,
+    calibration_path,
+    truth_dir,
+    truth_mapping,
+    session_gap,
+    save_snapshot,
+):
     """Indicators of how experts worked on a project: acceptance, edits, time, skips, confusions,
     agreement, implicit-label quality, questionnaire; LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY."""
     from active_learning.simulated_expert import TruthLookup
@@ -74,29 +119,67 @@ def _snapshot(ctx: click.Context, project_id: int):
     secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
     key = resolve_key(secret, settings.data_dir)
     catalogue = load_catalogue(settings.catalogue)
-    with LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), timeout=120) as client:
+    with LabelStudioClient(
+        settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), timeout=120
+    ) as client:
         return capture(client, project_id, catalogue, key)
 
 
 @click.command("export")
 @click.option("--project", "project_id", type=int, default=None, help="Label Studio project id (read live).")
-@click.option("--snapshot", "snapshot_path", type=click.Path(dir_okay=False), default=None, help="Export from a saved snapshot instead.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder of the data package (new, empty, or an earlier package's).")
-@click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Folder with the tasks' image files (matched by file name); default: fetch them from Label Studio.")
-@click.option("--image-url-template", default=None,
-              help="Reference images by URL instead of copying them, e.g. 'https://data.example.org/bse/{name}' ({task_id}, {name}, {sha256}).")
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Export from a saved snapshot instead.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the data package (new, empty, or an earlier package's).",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Folder with the tasks' image files (matched by file name); default: fetch them from Label Studio.",
+)
+@click.option(
+    "--image-url-template",
+    default=None,
+    help="Reference images by URL instead of copying them, e.g. 'https://data.example.org/bse/{name}' ({task_id}, {name}, {sha256}).",
+)
 @click.option("--licence", default="CC-BY-4.0", show_default=True, help="SPDX licence identifier of the data.")
 @click.option("--title", default=None, help="Title of the dataset.")
 @click.option("--version", "dataset_version", default="1.0.0", show_default=True, help="Version of the dataset.")
-@click.option("--creator", "creators", multiple=True, help="'Family, Given|ORCID|Affiliation[|annotator pseudonym]' (repeatable).")
+@click.option(
+    "--creator", "creators", multiple=True, help="'Family, Given|ORCID|Affiliation[|annotator pseudonym]' (repeatable)."
+)
 @click.option("--keyword", "keywords", multiple=True, help="Keyword added to the defaults (repeatable).")
-@click.option("--related", multiple=True, help="'DOI or igsn:ID or URL[|RelationType]' (repeatable; default relation IsSupplementTo).")
-@click.option("--publisher", default="Zenodo", show_default=True, help="Publisher named in the DataCite metadata (the repository).")
+@click.option(
+    "--related",
+    multiple=True,
+    help="'DOI or igsn:ID or URL[|RelationType]' (repeatable; default relation IsSupplementTo).",
+)
+@click.option(
+    "--publisher",
+    default="Zenodo",
+    show_default=True,
+    help="Publisher named in the DataCite metadata (the repository).",
+)
 @click.option("--coco", is_flag=True, help="Also write COCO JSON (minerals and crystals, RLE masks).")
 @click.option("--crystals", is_flag=True, help="Also write the crystal tables of every label (scraiber crystals).")
-@click.option("--with-model", "with_model", is_flag=False, flag_value="champion", default=None,
-              help="Add the model and its card: champion (the default when given without value), models:/NAME@ALIAS or models:/NAME/VERSION.")
+@click.option(
+    "--with-model",
+    "with_model",
+    is_flag=False,
+    flag_value="champion",
+    default=None,
+    help="Add the model and its card: champion (the default when given without value), models:/NAME@ALIAS or models:/NAME/VERSION.",
+)
 @click.option("--zip", "make_zip", is_flag=True, help="Also write OUT.zip, the package ready to upload.")
 @click.pass_context
 def export_command(ctx, project_id, snapshot_path, out, images_dir, image_url_template, licence, title, dataset_version,
@@ -128,16 +211,26 @@ def export_command(ctx, project_id, snapshot_path, out, images_dir, image_url_te
     else:
         fetch = None
     model = (lambda folder: export_model(with_model, settings, catalogue, folder)) if with_model else None
-    path = export_package(snapshot, catalogue, out, options, fetch, ModelLookup(settings), model, settings.max_image_pixels)
+    path = export_package(
+        snapshot, catalogue, out, options, fetch, ModelLookup(settings), model, settings.max_image_pixels
+    )
     summary = json.loads(path.read_text())["scraiber"]
-    click.echo(f"{path}: {summary['labels']} labels of {summary['images']} images" + (f"; {out}.zip" if make_zip else ""), err=True)
+    click.echo(
+        f"{path}: {summary['labels']} labels of {summary['images']} images" + (f"; {out}.zip" if make_zip else ""),
+        err=True,
+    )
 
 
 @click.command("publish")
 @click.argument("package", type=click.Path(file_okay=False, exists=True))
 @click.option("--zenodo", is_flag=True, required=True, help="Deposit on Zenodo (ZENODO_TOKEN).")
 @click.option("--sandbox", is_flag=True, help="Use sandbox.zenodo.org (a test instance; its DOIs are not real).")
-@click.option("--publish", "do_publish", is_flag=True, help="Publish the deposition (irreversible); default: leave a draft to review.")
+@click.option(
+    "--publish",
+    "do_publish",
+    is_flag=True,
+    help="Publish the deposition (irreversible); default: leave a draft to review.",
+)
 @click.pass_context
 def publish_command(ctx, package, zenodo, sandbox, do_publish):
     """Deposit an exported package on Zenodo: checks it, creates a draft, sets its metadata, uploads the archive."""

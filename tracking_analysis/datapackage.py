@@ -100,13 +100,17 @@ def write_datapackage(
     resources, seen = [], set()
     for relative in package_files(root):
         folder = relative.rsplit("/", 1)[0] + "/" if "/" in relative else ""
-        resource = file_resource(root, relative, descriptions.get(relative) or descriptions.get(folder, ""), schemas.get(relative))
+        resource = file_resource(
+            root, relative, descriptions.get(relative) or descriptions.get(folder, ""), schemas.get(relative)
+        )
         if resource["name"] in seen:
             raise ValueError(f"two package files map to the resource name {resource['name']!r}; rename one")
         seen.add(resource["name"])
         resources.append(resource)
     path = root / DESCRIPTOR
-    path.write_text(json.dumps({**descriptor, "resources": resources}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps({**descriptor, "resources": resources}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -123,7 +127,9 @@ def validate_package(root: str | Path) -> list[str]:
     problems = [f"{task.name}: {error.type}: {error.message}" for task in report.tasks for error in task.errors]
     problems += [f"package: {error.type}: {error.message}" for error in report.errors]
     listed = {r.get("path") for r in json.loads(descriptor.read_text(encoding="utf-8")).get("resources", [])}
-    problems += [f"{extra}: file is not a resource of the package" for extra in package_files(root) if extra not in listed]
+    problems += [
+        f"{extra}: file is not a resource of the package" for extra in package_files(root) if extra not in listed
+    ]
     return problems
 
 
@@ -161,6 +167,8 @@ def read_labels(root: str | Path) -> dict[int, PackagedLabel]:
         prediction = read_palette_png(root / row["prediction_path"]) if row["prediction_path"] else None
         shape = (int(row["height"]), int(row["width"]))
         if label.shape != shape or confidence.shape != shape:
-            raise ValueError(f"annotation {row['annotation_id']}: arrays {label.shape}/{confidence.shape}, table says {shape}")
+            raise ValueError(
+                f"annotation {row['annotation_id']}: arrays {label.shape}/{confidence.shape}, table says {shape}"
+            )
         labels[int(row["annotation_id"])] = PackagedLabel(row, label, confidence, prediction)
     return labels

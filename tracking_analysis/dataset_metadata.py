@@ -52,7 +52,11 @@ _IGSN = re.compile(r"^(?:igsn:|https?://igsn\.org/)?([A-Z0-9]{5,}[A-Z0-9./-]*)$"
 _PSEUDONYM = re.compile(r"^u-[0-9a-f]{16}$")
 _ROR = re.compile(r"https://ror\.org/0[a-z0-9]{8}$")
 #: Home pages of repositories named as publisher.
-PUBLISHERS = {"Zenodo": "https://zenodo.org", "PANGAEA": "https://www.pangaea.de", "GFZ Data Services": "https://dataservices.gfz-potsdam.de"}
+PUBLISHERS = {
+    "Zenodo": "https://zenodo.org",
+    "PANGAEA": "https://www.pangaea.de",
+    "GFZ Data Services": "https://dataservices.gfz-potsdam.de",
+}
 
 
 def orcid_checksum_ok(orcid: str) -> bool:
@@ -265,14 +269,32 @@ def datacite(meta: DatasetMetadata, formats: list[str], sizes: list[str]) -> dic
     creators = []
     for creator in meta.creators:
         family, given = creator.family_given
-        entry: dict[str, Any] = {"name": f"{family}, {given}" if given else family, "nameType": "Personal", "familyName": family}
+        entry: dict[str, Any] = {
+            "name": f"{family}, {given}" if given else family,
+            "nameType": "Personal",
+            "familyName": family,
+        }
         if given:
             entry["givenName"] = given
         if creator.orcid:
-            entry["nameIdentifiers"] = [{"nameIdentifier": creator.orcid_url, "nameIdentifierScheme": "ORCID", "schemeUri": "https://orcid.org"}]
+            entry["nameIdentifiers"] = [
+                {"nameIdentifier": creator.orcid_url, "nameIdentifierScheme": "ORCID", "schemeUri": "https://orcid.org"}
+            ]
         if creator.affiliation:
-            entry["affiliation"] = [{"name": creator.affiliation, **({"affiliationIdentifier": creator.ror,
-                                     "affiliationIdentifierScheme": "ROR", "schemeUri": "https://ror.org"} if creator.ror else {})}]
+            entry["affiliation"] = [
+                {
+                    "name": creator.affiliation,
+                    **(
+                        {
+                            "affiliationIdentifier": creator.ror,
+                            "affiliationIdentifierScheme": "ROR",
+                            "schemeUri": "https://ror.org",
+                        }
+                        if creator.ror
+                        else {}
+                    ),
+                }
+            ]
         creators.append(entry)
     record: dict[str, Any] = {
         "types": {"resourceTypeGeneral": "Dataset", "resourceType": "Labelled BSE images (mineral masks)"},
@@ -290,15 +312,22 @@ def datacite(meta: DatasetMetadata, formats: list[str], sizes: list[str]) -> dic
         "sizes": sizes,
         "formats": formats,
         "version": meta.version,
-        "rightsList": [{
-            "rights": meta.licence, "rightsUri": meta.licence_url, "rightsIdentifier": meta.licence.lower(),
-            "rightsIdentifierScheme": "SPDX", "schemeUri": "https://spdx.org/licenses/",
-        }],  # fmt: skip
+        "rightsList": [
+            {
+                "rights": meta.licence,
+                "rightsUri": meta.licence_url,
+                "rightsIdentifier": meta.licence.lower(),
+                "rightsIdentifierScheme": "SPDX",
+                "schemeUri": "https://spdx.org/licenses/",
+            }
+        ],  # fmt: skip
         "descriptions": [{"description": meta.description, "descriptionType": "Abstract"}]
         + ([{"description": meta.methods, "descriptionType": "Methods"}] if meta.methods else []),
         "schemaVersion": "http://datacite.org/schema/kernel-4",
     }
-    errors = sorted(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in schema45.validator.iter_errors(record))
+    errors = sorted(
+        f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in schema45.validator.iter_errors(record)
+    )
     if errors:
         raise ValueError("DataCite metadata does not validate: " + "; ".join(errors))
     return record
@@ -400,7 +429,12 @@ def write_ro_crate(root: Path, meta: DatasetMetadata, files: list[CrateFile]) ->
     if samples:
         crate.root_dataset["isBasedOn"] = _one(samples)
     for item in files:
-        properties = {"name": item.name, "encodingFormat": item.mediatype, "contentSize": str(item.size), "sha256": item.sha256}
+        properties = {
+            "name": item.name,
+            "encodingFormat": item.mediatype,
+            "contentSize": str(item.size),
+            "sha256": item.sha256,
+        }
         if item.description:
             properties["description"] = item.description
         crate.add_file(root / item.path, dest_path=item.path, properties=properties)

@@ -36,7 +36,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from active_learning.harvest_log import LABEL
 from label_config import Catalogue
 from label_config.catalogue import IGNORE_INDEX
 from ml_backend.masks import palette_png
+from tracking_analysis.datapackage import DESCRIPTOR, media_type, package_files, sha256_of, write_datapackage
 from tracking_analysis.dataset_metadata import (
     DEFAULT_KEYWORDS,
     CrateFile,
@@ -62,29 +63,47 @@ from tracking_analysis.dataset_metadata import (
     write_ro_crate,
     zenodo_metadata,
 )
-from tracking_analysis.datapackage import DESCRIPTOR, media_type, package_files, sha256_of, write_datapackage
 from tracking_analysis.model_card import ModelLookup
 from tracking_analysis.package_images import PIXEL_SIZE_SOURCES, Fetcher, PackagedImage, package_image
 from tracking_analysis.records import Harvested, harvest_snapshot
 from tracking_analysis.snapshot import Snapshot
 
 VALIDATION_EVERY = 4  # of the tasks not held out, the 2nd, 6th, 10th... labelled are validation
-METADATA_FILES = ("README.md", "CITATION.cff", "datacite.json", "datacite.xml", ".zenodo.json", "ro-crate-metadata.json")
+METADATA_FILES = (
+    "README.md",
+    "CITATION.cff",
+    "datacite.json",
+    "datacite.xml",
+    ".zenodo.json",
+    "ro-crate-metadata.json",
+)
 
 LABEL_FIELDS = [
     ("annotation_id", "integer", "Label Studio annotation id (the label's id)"),
     ("task_id", "integer", "Label Studio task id (row of tasks.csv)"),
     ("updated_at", "datetime", "Version of the annotation exported (Label Studio updated_at)"),
     ("split", "string", "train, validation or test (held-out tasks of the retraining cycles are test)"),
-    ("label_kind", "string", "implicit: the expert corrected a model's pre-annotation; explicit: painted with no pre-annotation"),
+    (
+        "label_kind",
+        "string",
+        "implicit: the expert corrected a model's pre-annotation; explicit: painted with no pre-annotation",
+    ),
     ("annotator", "string", "Pseudonym of the expert (HMAC of the Label Studio user id; not reversible)"),
     ("created_at", "datetime", "When the annotation was submitted"),
     ("lead_time_s", "number", "Seconds the expert spent (Label Studio lead_time; empty: not recorded)"),
     ("prediction_id", "integer", "Label Studio prediction the expert started from (empty: none)"),
-    ("prediction_rule", "string", "How that prediction was found: parent_prediction, served_version, latest_before, none"),
+    (
+        "prediction_rule",
+        "string",
+        "How that prediction was found: parent_prediction, served_version, latest_before, none",
+    ),
     ("prediction_score", "number", "Score (uncertainty) of that prediction, as Label Studio stored it"),
     ("model_version", "string", "model_version of that prediction"),
-    ("model_kind", "string", "mlflow-registered, shipped-fcn, clustering, unknown (+fast-learner: refined per project)"),
+    (
+        "model_kind",
+        "string",
+        "mlflow-registered, shipped-fcn, clustering, unknown (+fast-learner: refined per project)",
+    ),
     ("model_uri", "string", "MLflow model URI of a registered model (models:/NAME/VERSION)"),
     ("model_run_id", "string", "MLflow run that logged the model (empty: registry not reachable at export)"),
     ("prediction_path", "string", "Indexed PNG of the pre-annotation (catalogue indices, 255 = nothing predicted)"),
@@ -110,7 +129,11 @@ TASK_FIELDS = [
     ("image_url", "string", "Stable URL of the image (with --image-url-template)"),
     ("sha256", "string", "SHA-256 of the image file"),
     ("bytes", "integer", "Size of the image file"),
-    ("original_sha256", "string", "SHA-256 of the file as Label Studio held it (differs only for RGB files stored as grey)"),
+    (
+        "original_sha256",
+        "string",
+        "SHA-256 of the file as Label Studio held it (differs only for RGB files stored as grey)",
+    ),
     ("width", "integer", "Image width in pixels"),
     ("height", "integer", "Image height in pixels"),
     ("dtype", "string", "Pixel type of the grey image (uint8, uint16, float32)"),
@@ -229,7 +252,9 @@ def _prepare(out: Path) -> None:
     listed = {r.get("path") for r in json.loads(descriptor.read_text(encoding="utf-8")).get("resources", [])}
     stale = [f for f in package_files(out) if f not in listed and f not in METADATA_FILES]
     if stale:
-        raise ValueError(f"{out} holds files that are not part of the earlier package ({stale[:3]}); choose a new folder")
+        raise ValueError(
+            f"{out} holds files that are not part of the earlier package ({stale[:3]}); choose a new folder"
+        )
     shutil.rmtree(out)
     out.mkdir(parents=True)
 
@@ -246,7 +271,9 @@ def _schema(fields: list[tuple[str, str, str]]) -> dict:
     return {"fields": [{"name": n, "type": t, "description": d} for n, t, d in fields]}
 
 
-def modes(annotation_id: int, label: np.ndarray, catalogue: Catalogue, pixel_size_um: float | None) -> list[dict[str, Any]]:
+def modes(
+    annotation_id: int, label: np.ndarray, catalogue: Catalogue, pixel_size_um: float | None
+) -> list[dict[str, Any]]:
     """Rows of ``modes.csv``: pixels, % of the labelled pixels and mm² of each class present."""
     counts = np.bincount(label[label != IGNORE_INDEX].ravel(), minlength=len(catalogue))[: len(catalogue)]
     total = int(counts.sum())
@@ -304,7 +331,9 @@ def export_package(
             files, an image is missing, or an image's shape differs from its labels'.
     """
     if tuple(snapshot.classes) != tuple(catalogue.names):
-        raise ValueError(f"snapshot classes {list(snapshot.classes)} differ from the catalogue's {list(catalogue.names)}")
+        raise ValueError(
+            f"snapshot classes {list(snapshot.classes)} differ from the catalogue's {list(catalogue.names)}"
+        )
     check_licence(options.licence)
     out = Path(out)
     _prepare(out)
@@ -314,13 +343,15 @@ def export_package(
     splits = assign_splits(order)
     packaged = _images(snapshot, order, out, options, images, max_pixels)
     (out / "labels").mkdir(parents=True, exist_ok=True)
-    created = options.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = options.created or datetime.now(UTC).isoformat(timespec="seconds")
     scores = {p.id: p.score for p in snapshot.predictions}
     rows, mode_rows, annotators = [], [], set()
     for item in harvested:
         record, image = item.record, packaged[item.record.task_id]
         if (image.height, image.width) != item.label.shape:
-            raise ValueError(f"task {record.task_id}: image is {image.height} x {image.width} px, its label {item.label.shape[0]} x {item.label.shape[1]}")
+            raise ValueError(
+                f"task {record.task_id}: image is {image.height} x {image.width} px, its label {item.label.shape[0]} x {item.label.shape[1]}"
+            )
         stem = f"labels/task-{record.task_id}_annotation-{record.annotation_id}"
         (out / f"{stem}_label.png").write_bytes(palette_png(item.label, catalogue))
         scaled = np.round(np.clip(item.confidence, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -382,7 +413,9 @@ def export_package(
     return path
 
 
-def _images(snapshot: Snapshot, tasks: list[int], out: Path, options: ExportOptions, fetch: Fetcher | None, max_pixels: int) -> dict[int, PackagedImage]:
+def _images(
+    snapshot: Snapshot, tasks: list[int], out: Path, options: ExportOptions, fetch: Fetcher | None, max_pixels: int
+) -> dict[int, PackagedImage]:
     packaged = {}
     for task_id in tasks:
         task = snapshot.task(task_id)
@@ -392,7 +425,9 @@ def _images(snapshot: Snapshot, tasks: list[int], out: Path, options: ExportOpti
             raise ValueError(f"task {task_id}: its image {task.image!r} cannot be fetched: give --images DIR (a folder "
                              "with the image files) or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY")  # fmt: skip
         data = fetch(task.image)
-        packaged[task_id] = package_image(task_id, data, task.image, out, task.pixel_size_um, options.image_url_template, max_pixels)
+        packaged[task_id] = package_image(
+            task_id, data, task.image, out, task.pixel_size_um, options.image_url_template, max_pixels
+        )
     return packaged
 
 
@@ -435,7 +470,9 @@ def infer_schema(path: Path) -> dict:
 
     frame = pd.read_csv(path)
     kinds = {"i": "integer", "u": "integer", "f": "number", "b": "boolean"}
-    return {"fields": [{"name": str(name), "type": kinds.get(frame[name].dtype.kind, "string")} for name in frame.columns]}
+    return {
+        "fields": [{"name": str(name), "type": kinds.get(frame[name].dtype.kind, "string")} for name in frame.columns]
+    }
 
 
 def _coco(out: Path, harvested: list[Harvested], packaged: dict[int, PackagedImage], splits: dict[int, str],
@@ -451,7 +488,10 @@ def _coco(out: Path, harvested: list[Harvested], packaged: dict[int, PackagedIma
             "contributor": "; ".join(c.name for c in options.creators), "date_created": created}  # fmt: skip
     licence = {"id": 1, "name": options.licence, "url": f"https://spdx.org/licenses/{options.licence}.html"}
     (out / "coco").mkdir(exist_ok=True)
-    for name, data in (("minerals", coco_minerals(images, catalogue, info, licence)), ("crystals", coco_crystals(images, catalogue, info, licence))):
+    for name, data in (
+        ("minerals", coco_minerals(images, catalogue, info, licence)),
+        ("crystals", coco_crystals(images, catalogue, info, licence)),
+    ):
         (out / "coco" / f"{name}.json").write_text(json.dumps(data) + "\n", encoding="utf-8")
 
 
@@ -506,7 +546,9 @@ def _write_metadata(out: Path, meta: DatasetMetadata, snapshot: Snapshot, option
     record = datacite(meta, formats, sizes)
     (out / "datacite.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "datacite.xml").write_text(datacite_xml(record), encoding="utf-8")
-    (out / ".zenodo.json").write_text(json.dumps(zenodo_metadata(meta), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / ".zenodo.json").write_text(
+        json.dumps(zenodo_metadata(meta), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     crate_files = []
     for relative in package_files(out):
         folder = relative.rsplit("/", 1)[0] + "/" if "/" in relative else ""
@@ -541,7 +583,7 @@ def render_readme(out: Path, meta: DatasetMetadata, snapshot: Snapshot, options:
 - Version {meta.version}, created {meta.created}; licence {meta.licence} ({meta.licence_url})
 - Source: Label Studio project {snapshot.project_id} ("{snapshot.title}"), records captured {snapshot.captured_at}
 - {len(rows)} labels ({implicit} implicit, {len(rows) - implicit} explicit) of {len(packaged)} images;
-  splits by image: {splits['train']} train, {splits['validation']} validation, {splits['test']} test labels
+  splits by image: {splits["train"]} train, {splits["validation"]} validation, {splits["test"]} test labels
 - Made with scrAiber {scraiber_version()}; how to cite: `CITATION.cff`
 
 ## Creators
@@ -549,7 +591,7 @@ def render_readme(out: Path, meta: DatasetMetadata, snapshot: Snapshot, options:
 {creators}
 
 Annotators appear only as pseudonyms (`u-` and 16 hex digits: an HMAC-SHA256 of the Label Studio user id under a
-key kept by the data owner; stable per person, not reversible){'; ' + ', '.join(opted) + ' (opted in)' if opted else ''}.
+key kept by the data owner; stable per person, not reversible){"; " + ", ".join(opted) + " (opted in)" if opted else ""}.
 
 ## What the labels mean
 

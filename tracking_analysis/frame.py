@@ -23,7 +23,7 @@ pixel_size_um       of the task when known (NaN otherwise); ``edited_mm2`` the e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,9 @@ def _kept(stats: Mapping) -> int:
     return int(sum(c["kept"] for c in (stats.get("per_class") or {}).values()))
 
 
-def annotation_frame(records: Sequence[HarvestRecord], pixel_sizes: Mapping[int, float | None] | None = None) -> pd.DataFrame:
+def annotation_frame(
+    records: Sequence[HarvestRecord], pixel_sizes: Mapping[int, float | None] | None = None
+) -> pd.DataFrame:
     """One row per record (see the module docstring for the columns), in record order.
 
     Args:
@@ -71,7 +73,7 @@ def annotation_frame(records: Sequence[HarvestRecord], pixel_sizes: Mapping[int,
                 "lead_time": lead,
                 "submitted_ts": submitted_ts,
                 "started_ts": submitted_ts - (0.0 if np.isnan(lead) else lead),
-                "day": datetime.fromtimestamp(submitted_ts, timezone.utc).strftime("%Y-%m-%d"),
+                "day": datetime.fromtimestamp(submitted_ts, UTC).strftime("%Y-%m-%d"),
                 "pixels": int(stats.get("pixels", 0)),
                 "predicted_px": int(stats.get("predicted_pixels", 0)),
                 "labelled_px": int(stats.get("labelled_pixels", 0)),
@@ -87,7 +89,14 @@ def annotation_frame(records: Sequence[HarvestRecord], pixel_sizes: Mapping[int,
         "accepted", "lead_time", "submitted_ts", "started_ts", "day", "pixels", "predicted_px", "labelled_px",
         "edited_px", "touched_px", "kept_px", "pixel_size_um", "edited_mm2",
     ]  # fmt: skip
-    types = {"skipped": bool, "has_prediction": bool, "accepted": bool, "lead_time": float, "submitted_ts": float, "started_ts": float}
+    types = {
+        "skipped": bool,
+        "has_prediction": bool,
+        "accepted": bool,
+        "lead_time": float,
+        "submitted_ts": float,
+        "started_ts": float,
+    }
     return pd.DataFrame(rows, columns=columns).astype(types)
 
 

@@ -157,8 +157,22 @@ def confusion_pairs(labels: Sequence[str], matrix: np.ndarray, top: int | None =
         row_total = int(matrix[i].sum())
         for j, kept in enumerate(labels):
             if i != j and matrix[i, j] > 0:
-                found.append((-int(matrix[i, j]), i, j, {"proposed": proposed, "kept": kept, "pixels": int(matrix[i, j]), "share": _ratio(matrix[i, j], row_total)}))
-    frame = pd.DataFrame([row for *_, row in sorted(found, key=lambda f: f[:3])], columns=["proposed", "kept", "pixels", "share"])
+                found.append(
+                    (
+                        -int(matrix[i, j]),
+                        i,
+                        j,
+                        {
+                            "proposed": proposed,
+                            "kept": kept,
+                            "pixels": int(matrix[i, j]),
+                            "share": _ratio(matrix[i, j], row_total),
+                        },
+                    )
+                )
+    frame = pd.DataFrame(
+        [row for *_, row in sorted(found, key=lambda f: f[:3])], columns=["proposed", "kept", "pixels", "share"]
+    )
     return frame.head(top) if top is not None else frame
 
 
@@ -170,6 +184,9 @@ def revisions(history: Sequence[HarvestRecord]) -> pd.DataFrame:
     """
     rows: dict[int, dict] = {}
     for r in history:
-        row = rows.setdefault(r.annotation_id, {"annotation_id": r.annotation_id, "task_id": r.task_id, "annotator": r.annotator, "versions": 0})
+        row = rows.setdefault(
+            r.annotation_id,
+            {"annotation_id": r.annotation_id, "task_id": r.task_id, "annotator": r.annotator, "versions": 0},
+        )
         row["versions"] += 1
     return pd.DataFrame(list(rows.values()), columns=["annotation_id", "task_id", "annotator", "versions"])

@@ -40,14 +40,19 @@ class LabelledTile:
     kind: str
 
 
-def implicit_tiles(harvested: Sequence[Harvested], images: Mapping[int, np.ndarray], annotator: str) -> list[LabelledTile]:
+def implicit_tiles(
+    harvested: Sequence[Harvested], images: Mapping[int, np.ndarray], annotator: str
+) -> list[LabelledTile]:
     """The annotator's implicit labels (kind "label" with a lead time), in submission order, one per task.
 
     Raises:
         ValueError: if an image is missing or does not fit its label.
     """
     tiles, seen = [], set()
-    ordered = sorted((h for h in harvested if h.record.kind == LABEL and h.record.annotator == annotator), key=lambda h: (h.record.updated_at, h.record.annotation_id))
+    ordered = sorted(
+        (h for h in harvested if h.record.kind == LABEL and h.record.annotator == annotator),
+        key=lambda h: (h.record.updated_at, h.record.annotation_id),
+    )
     for item in ordered:
         task = item.record.task_id
         if task in seen or item.record.lead_time is None:
@@ -56,16 +61,29 @@ def implicit_tiles(harvested: Sequence[Harvested], images: Mapping[int, np.ndarr
         if image is None or image.shape != item.label.shape:
             raise ValueError(f"task {task}: no image of shape {item.label.shape} given")
         seen.add(task)
-        tiles.append(LabelledTile(task, image, item.label, item.confidence.astype(np.float32), float(item.record.lead_time), "implicit"))
+        tiles.append(
+            LabelledTile(
+                task, image, item.label, item.confidence.astype(np.float32), float(item.record.lead_time), "implicit"
+            )
+        )
     return tiles
 
 
-def explicit_tiles(implicit: Sequence[LabelledTile], truths: Mapping[int, np.ndarray], expert: ExpertConfig = ExpertConfig(mode="explicit", time_noise=0.0)) -> list[LabelledTile]:
+def explicit_tiles(
+    implicit: Sequence[LabelledTile],
+    truths: Mapping[int, np.ndarray],
+    expert: ExpertConfig = ExpertConfig(mode="explicit", time_noise=0.0),
+) -> list[LabelledTile]:
     """Explicit labels of the same tiles, painted from scratch in the same seconds each (see module doc)."""
     rng = np.random.default_rng(expert.seed)
     tiles = []
     for tile in implicit:
-        done = correct(np.full(tile.label.shape, IGNORE_INDEX, np.uint8), truths[tile.task_id], replace(expert, mode="explicit", budget_seconds=tile.seconds), rng)
+        done = correct(
+            np.full(tile.label.shape, IGNORE_INDEX, np.uint8),
+            truths[tile.task_id],
+            replace(expert, mode="explicit", budget_seconds=tile.seconds),
+            rng,
+        )
         weight = (done.classes != IGNORE_INDEX).astype(np.float32)
         tiles.append(LabelledTile(tile.task_id, tile.image, done.classes, weight, done.seconds, "explicit"))
     return tiles
@@ -99,5 +117,13 @@ def learning_curve(
             with tempfile.TemporaryDirectory(prefix="scraiber-label-value-") as folder:
                 run = replace(config, harvest_ratio=1.0, checkpoint_dir=str(Path(folder) / "checkpoints"))
                 result = train(run, None, out=Path(folder) / "model", register=False, harvested=samples, progress=False)
-            rows.append({"n_labelled_tiles": n, "mIoU": float(result.val_miou), "strategy": strategy, "label_kind": kind, "seconds": float(sum(t.seconds for t in available[:n]))})
+            rows.append(
+                {
+                    "n_labelled_tiles": n,
+                    "mIoU": float(result.val_miou),
+                    "strategy": strategy,
+                    "label_kind": kind,
+                    "seconds": float(sum(t.seconds for t in available[:n])),
+                }
+            )
     return pd.DataFrame(rows, columns=["n_labelled_tiles", "mIoU", "strategy", "label_kind", "seconds"])

@@ -62,7 +62,7 @@ def read_learning_curve(path: str | Path) -> pd.DataFrame:
             data = json.loads(path.read_text(encoding="utf-8"))
             rows = data.get("rows") if isinstance(data, dict) else data
             if not isinstance(rows, list):
-                raise ValueError("expected a list of rows or {\"rows\": [...]}")
+                raise ValueError('expected a list of rows or {"rows": [...]}')
             frame = pd.DataFrame(rows)
         else:
             frame = pd.read_csv(path)

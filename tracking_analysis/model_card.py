@@ -81,9 +81,17 @@ class ModelLookup:
     def _find(self, version: str) -> ModelProvenance:
         fast = " refined by the project's fast learner (per-project pixel classifier on the FCN's features)"
         if version.startswith("unsupervised"):
-            return ModelProvenance(version, "clustering", description="unsupervised clustering of grey levels (no trained model)")
-        if (match := _REGISTERED.match(version)) and match.group("name") == self.model_name:  # names before weights hashes
-            registered = (self.model_name, int(match.group("number")), self._run_id(self.model_name, int(match.group("number"))))
+            return ModelProvenance(
+                version, "clustering", description="unsupervised clustering of grey levels (no trained model)"
+            )
+        if (match := _REGISTERED.match(version)) and match.group(
+            "name"
+        ) == self.model_name:  # names before weights hashes
+            registered = (
+                self.model_name,
+                int(match.group("number")),
+                self._run_id(self.model_name, int(match.group("number"))),
+            )
             shipped = []
         elif match := _SHIPPED.match(version):
             registered = self._registered_by_sha(match.group("sha"))
@@ -95,10 +103,14 @@ class ModelLookup:
         if registered is not None:
             name, number, run_id = registered
             what = f"registered MLflow model {name} version {number}" + (f" ({what})" if what else "")
-            return ModelProvenance(version, "mlflow-registered" + suffix[0], f"models:/{name}/{number}", run_id, what + suffix[1])
+            return ModelProvenance(
+                version, "mlflow-registered" + suffix[0], f"models:/{name}/{number}", run_id, what + suffix[1]
+            )
         if shipped:
             return ModelProvenance(version, "shipped-fcn" + suffix[0], description=what + suffix[1])
-        return ModelProvenance(version, "unknown" + suffix[0], description="an FCN whose weights are in no registry reachable at export")
+        return ModelProvenance(
+            version, "unknown" + suffix[0], description="an FCN whose weights are in no registry reachable at export"
+        )
 
     def _shipped_files(self) -> list[Path]:
         if self._shipped is None:
@@ -238,7 +250,11 @@ def _artifact_json(client: Any, run_id: str, path: str) -> Any:
 def _training_data(client: Any, run_id: str, training: dict[str, Any]) -> dict[str, Any]:
     tags = client.get_run(run_id).data.tags
     config = _artifact_json(client, run_id, "config.json")
-    data: dict[str, Any] = {"synthetic_only": training.get("synthetic_only"), "steps": training.get("steps"), "seed": training.get("seed")}
+    data: dict[str, Any] = {
+        "synthetic_only": training.get("synthetic_only"),
+        "steps": training.get("steps"),
+        "seed": training.get("seed"),
+    }
     if "scraiber.data.train" in tags:
         data["fingerprint"] = tags["scraiber.data.train"]
         data["fingerprint_of"] = "the training samples (scraiber.data.train)"
@@ -262,8 +278,13 @@ def _evaluation(client: Any, run_id: str, training: dict[str, Any], tags: dict[s
         "miou": training.get("val_miou"),
         "best_step": training.get("best_step"),
         "validation_set": training.get("val_fingerprint"),
-        "validation_samples": {"synthetic": len(samples) - len(expert), "held_out_expert_labels": len(expert)} if samples else None,
-        "registry_score": {"val_miou": tags.get("scraiber.val_miou"), "validation_set": tags.get("scraiber.validation_set")},
+        "validation_samples": {"synthetic": len(samples) - len(expert), "held_out_expert_labels": len(expert)}
+        if samples
+        else None,
+        "registry_score": {
+            "val_miou": tags.get("scraiber.val_miou"),
+            "validation_set": tags.get("scraiber.validation_set"),
+        },
     }
 
 
@@ -276,7 +297,9 @@ def weaknesses(config: dict[str, Any], catalogue: Catalogue) -> list[str]:
     iou = {k: v for k, v in (training.get("val_iou") or {}).items() if v is not None}
     if iou:
         worst = sorted(iou, key=iou.get)[:2]
-        notes.append("Weakest classes on the validation set: " + ", ".join(f"{k} (IoU {iou[k]:.2f})" for k in worst) + ".")
+        notes.append(
+            "Weakest classes on the validation set: " + ", ".join(f"{k} (IoU {iou[k]:.2f})" for k in worst) + "."
+        )
     order = catalogue.brightness_order()
     for a, b in zip(order, order[1:]):
         first, second = catalogue.classes[a], catalogue.classes[b]
@@ -290,41 +313,48 @@ def weaknesses(config: dict[str, Any], catalogue: Catalogue) -> list[str]:
 def render_card(card: dict[str, Any]) -> str:
     """The model card as Markdown."""
     evaluation, training = card["evaluation"], card["training_data"]
-    rows = "\n".join(f"| {name} | {'–' if value is None else f'{value:.3f}'} |" for name, value in (evaluation["class_iou"] or {}).items())
+    rows = "\n".join(
+        f"| {name} | {'–' if value is None else f'{value:.3f}'} |"
+        for name, value in (evaluation["class_iou"] or {}).items()
+    )
     samples = evaluation["validation_samples"]
     composition = (f"{samples['synthetic']} synthetic sections, {samples['held_out_expert_labels']} held-out expert labels"
                    if samples else "its composition was not logged with the run")  # fmt: skip
-    fingerprint = f"`{training['fingerprint']}` ({training['fingerprint_of']})" if training["fingerprint"] else training["fingerprint_of"]
-    return f"""# Model card: {card['name']} version {card['version']}
+    fingerprint = (
+        f"`{training['fingerprint']}` ({training['fingerprint_of']})"
+        if training["fingerprint"]
+        else training["fingerprint_of"]
+    )
+    return f"""# Model card: {card["name"]} version {card["version"]}
 
-- MLflow: `{card['uri']}` (run `{card['run_id']}`), {card['mlflow_flavour']}
-- Load: `mlflow.pyfunc.load_model("model")` (this folder) or `mlflow.pyfunc.load_model("{card['uri']}")` with the
+- MLflow: `{card["uri"]}` (run `{card["run_id"]}`), {card["mlflow_flavour"]}
+- Load: `mlflow.pyfunc.load_model("model")` (this folder) or `mlflow.pyfunc.load_model("{card["uri"]}")` with the
   tracking server set; `model.predict(image.astype("float32"))` returns the class mask.
-- Architecture: {card['architecture']['arch']} ({card['architecture']['smp_arch']}, encoder {card['architecture']['encoder']}),
-  tiles of {card['architecture']['tile']} px with {card['architecture']['overlap']} px overlap
-- Input: {card['input']}
-- Output: {card['output']}
-- Classes: {', '.join(f'{i} {c}' for i, c in enumerate(card['classes']))}
+- Architecture: {card["architecture"]["arch"]} ({card["architecture"]["smp_arch"]}, encoder {card["architecture"]["encoder"]}),
+  tiles of {card["architecture"]["tile"]} px with {card["architecture"]["overlap"]} px overlap
+- Input: {card["input"]}
+- Output: {card["output"]}
+- Classes: {", ".join(f"{i} {c}" for i, c in enumerate(card["classes"]))}
 
 ## Training data
 
 - Fingerprint: {fingerprint}
-- Synthetic sections only: {training['synthetic_only']}; steps {training['steps']}, seed {training['seed']}
+- Synthetic sections only: {training["synthetic_only"]}; steps {training["steps"]}, seed {training["seed"]}
 
 ## Measured quality
 
-Per-class IoU at the best checkpoint (step {evaluation['best_step']}) on validation set `{evaluation['validation_set']}`
+Per-class IoU at the best checkpoint (step {evaluation["best_step"]}) on validation set `{evaluation["validation_set"]}`
 ({composition});
-mean IoU {evaluation['miou']}.
+mean IoU {evaluation["miou"]}.
 
 | class | IoU |
 | --- | --- |
 {rows}
 
-Registry record: validation mIoU {evaluation['registry_score']['val_miou']} on set `{evaluation['registry_score']['validation_set']}`.
-Promotion: {card['promotion'] or '–'}
+Registry record: validation mIoU {evaluation["registry_score"]["val_miou"]} on set `{evaluation["registry_score"]["validation_set"]}`.
+Promotion: {card["promotion"] or "–"}
 
 ## Known weaknesses
 
-{chr(10).join(f'- {note}' for note in card['known_weaknesses'])}
+{chr(10).join(f"- {note}" for note in card["known_weaknesses"])}
 """

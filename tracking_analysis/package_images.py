@@ -184,7 +184,9 @@ def package_image(
         try:
             url = url_template.format(task_id=task_id, name=name, sha256=original)
         except (KeyError, IndexError) as exc:
-            raise ValueError(f"--image-url-template {url_template!r}: unknown field {exc}; use {{task_id}}, {{name}}, {{sha256}}") from None
+            raise ValueError(
+                f"--image-url-template {url_template!r}: unknown field {exc}; use {{task_id}}, {{name}}, {{sha256}}"
+            ) from None
         stored = data
     else:
         path = f"images/task-{task_id}.{suffix}"

@@ -31,7 +31,9 @@ def _short(label: str, width: int = 18) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def acceptance_and_time(groups: Sequence[str], acceptance: Sequence[float], lead_time: Sequence[float], xlabel: str) -> bytes:
+def acceptance_and_time(
+    groups: Sequence[str], acceptance: Sequence[float], lead_time: Sequence[float], xlabel: str
+) -> bytes:
     """Bars: acceptance rate per group (left axis); line: mean seconds per task (right axis)."""
     figure = Figure(figsize=(7.0, 3.4))
     axis = figure.add_subplot()
@@ -46,7 +48,15 @@ def acceptance_and_time(groups: Sequence[str], acceptance: Sequence[float], lead
     twin.set_ylabel("mean seconds per task")
     twin.set_ylim(0, max(1.0, float(np.nanmax(np.asarray(lead_time, float), initial=0)) * 1.2))
     handles = axis.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    axis.legend(handles, ["acceptance rate", "seconds per task"], loc="lower left", bbox_to_anchor=(0, 1.01), ncol=2, fontsize=8, frameon=False)
+    axis.legend(
+        handles,
+        ["acceptance rate", "seconds per task"],
+        loc="lower left",
+        bbox_to_anchor=(0, 1.01),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
     return _png(figure)
 
 
@@ -61,7 +71,15 @@ def confusion_heatmap(labels: Sequence[str], matrix: np.ndarray) -> bytes:
     for i in range(n):
         for j in range(n):
             if matrix[i, j]:
-                axis.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7, color="white" if matrix[i, j] < vmax / 10 else "black")
+                axis.text(
+                    j,
+                    i,
+                    f"{int(matrix[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if matrix[i, j] < vmax / 10 else "black",
+                )
     axis.set_xticks(range(n), [_short(label, 14) for label in labels], rotation=35, ha="right")
     axis.set_yticks(range(n), [_short(label, 14) for label in labels])
     axis.set_xlabel("kept by the expert")
@@ -78,7 +96,13 @@ def class_bars(names: Sequence[str], series: dict[str, Sequence[float]], ylabel:
     width = 0.8 / max(1, len(series))
     colours = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")
     for k, (label, values) in enumerate(series.items()):
-        axis.bar(x + (k - (len(series) - 1) / 2) * width, np.nan_to_num(np.asarray(values, float)), width, label=label, color=colours[k % 4])
+        axis.bar(
+            x + (k - (len(series) - 1) / 2) * width,
+            np.nan_to_num(np.asarray(values, float)),
+            width,
+            label=label,
+            color=colours[k % 4],
+        )
     axis.set_xticks(x, [_short(n, 14) for n in names], rotation=20, ha="right")
     axis.set_ylim(0, 1)
     axis.set_ylabel(ylabel)
@@ -94,8 +118,21 @@ def reliability(bins: Sequence[dict]) -> bytes:
     centres = [(b["low"] + b["high"]) / 2 if f else 0.0 for b, f in zip(bins, filled)]
     width = [max(b["high"] - b["low"], 0.02) if f else 0.0 for b, f in zip(bins, filled)]  # adaptive bins differ
     top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    top.bar([c for c, f in zip(centres, filled) if f], [b["accuracy"] for b, f in zip(bins, filled) if f], [w * 0.9 for w, f in zip(width, filled) if f], color="#0072B2", alpha=0.7, label="accuracy")
-    top.plot([b["confidence"] for b, f in zip(bins, filled) if f], [b["accuracy"] for b, f in zip(bins, filled) if f], "o-", color="#D55E00", label="mean confidence vs accuracy")
+    top.bar(
+        [c for c, f in zip(centres, filled) if f],
+        [b["accuracy"] for b, f in zip(bins, filled) if f],
+        [w * 0.9 for w, f in zip(width, filled) if f],
+        color="#0072B2",
+        alpha=0.7,
+        label="accuracy",
+    )
+    top.plot(
+        [b["confidence"] for b, f in zip(bins, filled) if f],
+        [b["accuracy"] for b, f in zip(bins, filled) if f],
+        "o-",
+        color="#D55E00",
+        label="mean confidence vs accuracy",
+    )
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
@@ -111,12 +148,29 @@ def learning_curves(rows: Sequence[dict]) -> bytes:
     figure = Figure(figsize=(6.4, 3.6))
     axis = figure.add_subplot()
     strategies = sorted({r["strategy"] for r in rows})
-    colours = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442", "#999999", "#882255")
+    colours = (
+        "#0072B2",
+        "#E69F00",
+        "#009E73",
+        "#CC79A7",
+        "#D55E00",
+        "#56B4E9",
+        "#000000",
+        "#F0E442",
+        "#999999",
+        "#882255",
+    )
     for k, strategy in enumerate(strategies):
         for kind, style in (("implicit", "-o"), ("explicit", "--s")):
-            points = sorted((r["n_labelled_tiles"], r["mIoU"]) for r in rows if r["strategy"] == strategy and r["label_kind"] == kind)
+            points = sorted(
+                (r["n_labelled_tiles"], r["mIoU"])
+                for r in rows
+                if r["strategy"] == strategy and r["label_kind"] == kind
+            )
             if points:
-                axis.plot(*zip(*points), style, color=colours[k % len(colours)], label=f"{strategy}, {kind}", markersize=4)
+                axis.plot(
+                    *zip(*points), style, color=colours[k % len(colours)], label=f"{strategy}, {kind}", markersize=4
+                )
     budgets = [r["n_labelled_tiles"] for r in rows if r["n_labelled_tiles"] > 0]
     if budgets and max(budgets) / min(budgets) > 16:  # log-spaced budgets (scraiber bench active-learning)
         axis.set_xscale("symlog", base=2, linthresh=1)

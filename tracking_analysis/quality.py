@@ -146,10 +146,14 @@ def quality_counts(
         if bad.any():
             raise ValueError(f"{name} holds class {int(array[bad][0])}, outside 0..{n_classes - 1} and not 255")
     compared = (label != NOTHING) & (truth != NOTHING)
-    t, l, c = truth[compared].astype(np.int64), label[compared].astype(np.int64), confidence[compared].astype(np.float64)
-    matrix = np.bincount(t * n_classes + l, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    t, labelled, c = (
+        truth[compared].astype(np.int64),
+        label[compared].astype(np.int64),
+        confidence[compared].astype(np.float64),
+    )
+    matrix = np.bincount(t * n_classes + labelled, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     which = np.minimum((np.clip(c, 0.0, 1.0) * bins).astype(np.int64), bins - 1)
-    correct = t == l
+    correct = t == labelled
     return QualityCounts(
         confusion=matrix,
         bin_count=np.bincount(which, minlength=bins),

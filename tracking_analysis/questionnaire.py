@@ -91,7 +91,9 @@ def summary(answers: pd.DataFrame) -> dict:
     return out
 
 
-def joined(answers: pd.DataFrame, sessions: pd.DataFrame, indicators: pd.DataFrame, window: float = DEFAULT_WINDOW_SECONDS) -> pd.DataFrame:
+def joined(
+    answers: pd.DataFrame, sessions: pd.DataFrame, indicators: pd.DataFrame, window: float = DEFAULT_WINDOW_SECONDS
+) -> pd.DataFrame:
     """Per-session indicators beside the questionnaire answer of that session.
 
     Args:

@@ -77,7 +77,14 @@ def harvest_annotation(
     parent = by_id[chosen["id"]] if chosen is not None else None
     if annotation.was_cancelled:
         # unlike the harvest log, a skip keeps the prediction it was shown: skip rates per model version
-        return Harvested(replace(base, model_version=parent.model_version if parent else None, prediction_id=parent.id if parent else None, prediction_rule=rule))
+        return Harvested(
+            replace(
+                base,
+                model_version=parent.model_version if parent else None,
+                prediction_id=parent.id if parent else None,
+                prediction_rule=rule,
+            )
+        )
     final = annotation.classes
     start = parent.classes if parent is not None else None
     if final is not None and start is not None and start.shape != final.shape:
@@ -100,7 +107,9 @@ def harvest_annotation(
     stats["unknown_labels"] = list(annotation.unknown_labels)
     if stats["labelled_pixels"] == 0:
         return Harvested(replace(record, stats=stats), predicted=start)
-    record = replace(record, kind=LABEL, stats=stats, label_key=label_keys(snapshot.project_id, annotation.task, annotation.id)[0])
+    record = replace(
+        record, kind=LABEL, stats=stats, label_key=label_keys(snapshot.project_id, annotation.task, annotation.id)[0]
+    )
     return Harvested(record, correction.label, correction.confidence, start)
 
 

@@ -13,7 +13,7 @@ import html
 import json
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,12 @@ def _quality(snapshot: Snapshot, harvested: Sequence[Harvested], truth: TruthLoo
             continue
         counts = counts + quality_counts(item.label, item.confidence, true, n, predicted=item.predicted)
         tasks.add(task.id)
-    return {**quality_summary(counts, list(snapshot.classes)), "tasks": len(tasks), "labels": labels, "not_compared": missing}
+    return {
+        **quality_summary(counts, list(snapshot.classes)),
+        "tasks": len(tasks),
+        "labels": labels,
+        "not_compared": missing,
+    }
 
 
 def build_report(
@@ -107,7 +112,13 @@ def build_report(
     sessions = session_table(frame)
     by_session = summary(frame, classes, "session")
 
-    maps = latest_maps([(h.record.task_id, h.record.annotator, h.record.annotation_id, h.label) for h in harvested if h.record.kind == LABEL and h.record.annotator])
+    maps = latest_maps(
+        [
+            (h.record.task_id, h.record.annotator, h.record.annotation_id, h.label)
+            for h in harvested
+            if h.record.kind == LABEL and h.record.annotator
+        ]
+    )
     pairs = agreement(maps, snapshot.classes)
     multi = sorted(task for task, by in maps.items() if len(by) > 1)
 
@@ -121,7 +132,9 @@ def build_report(
                 "skipped": int(rows["skipped"].sum()),
                 "annotators": int(rows["annotator"].nunique()),
                 "accepted": int(rows["accepted"].sum()),
-                "lead_time_mean": float(rows.loc[~rows["skipped"], "lead_time"].mean()) if (~rows["skipped"]).any() else float("nan"),
+                "lead_time_mean": float(rows.loc[~rows["skipped"], "lead_time"].mean())
+                if (~rows["skipped"]).any()
+                else float("nan"),
                 "drafts": task.drafts,
                 "pixel_size_um": task.pixel_size_um,
             }
@@ -131,9 +144,13 @@ def build_report(
     report = {
         "format": FORMAT,
         "version": VERSION,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "project": {"id": snapshot.project_id, "title": snapshot.title, "captured_at": snapshot.captured_at},
-        "settings": {"session_gap_seconds": session_gap, "answer_window_seconds": answer_window, "confidence_model": vars(confidence)},
+        "settings": {
+            "session_gap_seconds": session_gap,
+            "answer_window_seconds": answer_window,
+            "confidence_model": vars(confidence),
+        },
         "definitions": DEFINITIONS,
         "overall": _rows(summary(frame, classes))[0],
         "by_model_version": _rows(summary(frame, classes, "model_version")),
@@ -156,11 +173,16 @@ def build_report(
         "calibration": _clean(calibration) if calibration is not None else None,
         "questionnaire": {
             "summary": _clean(questionnaire_summary(answers)),
-            "by_session": _rows(joined(answers, sessions, by_session, answer_window)) if len(answers) and len(sessions) else [],
+            "by_session": _rows(joined(answers, sessions, by_session, answer_window))
+            if len(answers) and len(sessions)
+            else [],
         },
     }
     if learning_curve is not None:
-        report["learning_curve"] = {"curves": _rows(curves(learning_curve)), "implicit_vs_explicit": _rows(implicit_vs_explicit(learning_curve))}
+        report["learning_curve"] = {
+            "curves": _rows(curves(learning_curve)),
+            "implicit_vs_explicit": _rows(implicit_vs_explicit(learning_curve)),
+        }
     return report
 
 
@@ -196,9 +218,13 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _table(rows: Sequence[dict], columns: Sequence[str], text_columns: Sequence[str] = ()) -> str:
     if not rows:
         return '<p class="note">No data.</p>'
-    head = "".join(f'<th class="{"t" if c in text_columns else ""}">{html.escape(c.replace("_", " "))}</th>' for c in columns)
+    head = "".join(
+        f'<th class="{"t" if c in text_columns else ""}">{html.escape(c.replace("_", " "))}</th>' for c in columns
+    )
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"t" if c in text_columns else ""}">{html.escape(_fmt(r.get(c)))}</td>' for c in columns) + "</tr>"
+        "<tr>"
+        + "".join(f'<td class="{"t" if c in text_columns else ""}">{html.escape(_fmt(r.get(c)))}</td>' for c in columns)
+        + "</tr>"
         for r in rows
     )
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
@@ -238,7 +264,9 @@ def _over(rows: Sequence[dict], key: str, xlabel: str, label: Callable[[str], st
         [r["lead_time_mean"] if r["lead_time_mean"] is not None else float("nan") for r in rows],
         xlabel,
     )
-    return _img(png, f"acceptance rate and seconds per task by {xlabel}") + _table(rows, [key, *INDICATOR_COLUMNS], [key])
+    return _img(png, f"acceptance rate and seconds per task by {xlabel}") + _table(
+        rows, [key, *INDICATOR_COLUMNS], [key]
+    )
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -268,18 +296,51 @@ def render_html(report: dict[str, Any]) -> str:
             + _over(report["by_session"], "session", "session (annotator, start)", _session_label),
         )
     )
-    parts.append(_section("Per annotator", _table(report["by_annotator"], ["annotator", *INDICATOR_COLUMNS], ["annotator"])))
+    parts.append(
+        _section("Per annotator", _table(report["by_annotator"], ["annotator", *INDICATOR_COLUMNS], ["annotator"]))
+    )
     edits = report["class_edits"]
     edit_body = '<p class="note">No corrected pre-annotations yet.</p>'
     if edits:
-        edit_body = _img(plots.class_bars([r["class"] for r in edits], {"IoU prediction vs final": [r["iou"] if r["iou"] is not None else float("nan") for r in edits], "pixel acceptance": [r["pixel_acceptance"] if r["pixel_acceptance"] is not None else float("nan") for r in edits]}, "share"), "edit IoU per mineral")
-        edit_body += _table(edits, ["class", "predicted", "final", "kept", "added", "removed", "relabelled_out", "relabelled_in", "iou", "pixel_acceptance"], ["class"])
+        edit_body = _img(
+            plots.class_bars(
+                [r["class"] for r in edits],
+                {
+                    "IoU prediction vs final": [r["iou"] if r["iou"] is not None else float("nan") for r in edits],
+                    "pixel acceptance": [
+                        r["pixel_acceptance"] if r["pixel_acceptance"] is not None else float("nan") for r in edits
+                    ],
+                },
+                "share",
+            ),
+            "edit IoU per mineral",
+        )
+        edit_body += _table(
+            edits,
+            [
+                "class",
+                "predicted",
+                "final",
+                "kept",
+                "added",
+                "removed",
+                "relabelled_out",
+                "relabelled_in",
+                "iou",
+                "pixel_acceptance",
+            ],
+            ["class"],
+        )
     parts.append(_section("Corrections per mineral", edit_body + _explain("mean_edit_iou", "pixel_acceptance")))
     conf = report["confusion"]
     conf_body = '<p class="note">No corrected pre-annotations yet.</p>'
     if conf["labels"]:
-        conf_body = _img(plots.confusion_heatmap(conf["labels"], np.asarray(conf["matrix"])), "confusion heatmap: proposed to kept")
-        conf_body += "<h3>Most frequent corrections</h3>" + _table(report["confusion_pairs"], ["proposed", "kept", "pixels", "share"], ["proposed", "kept"])
+        conf_body = _img(
+            plots.confusion_heatmap(conf["labels"], np.asarray(conf["matrix"])), "confusion heatmap: proposed to kept"
+        )
+        conf_body += "<h3>Most frequent corrections</h3>" + _table(
+            report["confusion_pairs"], ["proposed", "kept", "pixels", "share"], ["proposed", "kept"]
+        )
     parts.append(_section("Confusion: proposed by the model, kept by the expert", conf_body + _explain("confusion")))
     agree = report["agreement"]
     agree_body = '<p class="note">No task was labelled by more than one annotator.</p>'
@@ -287,7 +348,14 @@ def render_html(report: dict[str, Any]) -> str:
         agree_body = (
             f"<p>Tasks seen by several annotators: {len(agree['tasks'])}; mean agreement IoU over minerals: "
             f"<b>{_fmt(agree['mean_iou'])}</b>.</p>"
-            + _img(plots.class_bars([r["class"] for r in agree["by_class"]], {"agreement IoU": [r["iou"] for r in agree["by_class"]]}, "IoU"), "agreement per mineral")
+            + _img(
+                plots.class_bars(
+                    [r["class"] for r in agree["by_class"]],
+                    {"agreement IoU": [r["iou"] for r in agree["by_class"]]},
+                    "IoU",
+                ),
+                "agreement per mineral",
+            )
             + _table(agree["by_class"], ["class", "intersection", "union", "iou", "pairs"], ["class"])
         )
     parts.append(_section("Agreement between annotators", agree_body + _explain("agreement_iou")))
@@ -302,12 +370,23 @@ def render_html(report: dict[str, Any]) -> str:
             f"expected calibration error <b>{_fmt(quality['ece'])}</b>.</p>"
         )
         if quality["compared_pixels"]:
-            quality_body += _img(plots.reliability(quality["reliability"]), "calibration curve of the implicit-label confidence")
-        quality_body += _table([{"class": k, "iou": v} for k, v in quality["class_iou"].items()], ["class", "iou"], ["class"])
-        quality_body += _table([b for b in quality["reliability"] if b["pixels"]], ["low", "high", "pixels", "confidence", "accuracy"])
+            quality_body += _img(
+                plots.reliability(quality["reliability"]), "calibration curve of the implicit-label confidence"
+            )
+        quality_body += _table(
+            [{"class": k, "iou": v} for k, v in quality["class_iou"].items()], ["class", "iou"], ["class"]
+        )
+        quality_body += _table(
+            [b for b in quality["reliability"] if b["pixels"]], ["low", "high", "pixels", "confidence", "accuracy"]
+        )
         if quality["not_compared"]:
             quality_body += "<p class='note'>Not compared: " + html.escape("; ".join(quality["not_compared"])) + "</p>"
-    parts.append(_section("Implicit-label quality against ground truth", quality_body + _explain("pixel_accuracy", "label_iou", "coverage", "ece")))
+    parts.append(
+        _section(
+            "Implicit-label quality against ground truth",
+            quality_body + _explain("pixel_accuracy", "label_iou", "coverage", "ece"),
+        )
+    )
     curve = report["learning_curve"]
     if curve is None:
         curve_body = '<p class="note">No learning-curve table given (<code>--learning-curve FILE</code>, e.g. from <code>scraiber bench active-learning</code>).</p>'
@@ -316,7 +395,11 @@ def render_html(report: dict[str, Any]) -> str:
             "<p class='note'>Validation mIoU after retraining on the labels of n tiles; solid = implicit labels (harvested corrections), "
             "dashed = explicit labels (labelled from scratch). Ratio = implicit / explicit at the same budget.</p>"
             + _img(plots.learning_curves(curve["curves"]), "learning curves: implicit vs explicit labels")
-            + _table(curve["implicit_vs_explicit"], ["strategy", "n_labelled_tiles", "implicit", "explicit", "ratio"], ["strategy"])
+            + _table(
+                curve["implicit_vs_explicit"],
+                ["strategy", "n_labelled_tiles", "implicit", "explicit", "ratio"],
+                ["strategy"],
+            )
         )
     parts.append(_section("Learning curve: implicit vs explicit labels", curve_body))
     calibration = report.get("calibration")
@@ -328,7 +411,25 @@ def render_html(report: dict[str, Any]) -> str:
             + _img(plots.reliability(calibration["reliability"]), "reliability diagram of the calibrated confidence")
         )))  # fmt: skip
     parts.append(_section("Questionnaire", _questionnaire_html(report["questionnaire"])))
-    parts.append(_section("Tasks", _table(report["tasks"], ["task_id", "annotations", "skipped", "annotators", "accepted", "lead_time_mean", "drafts", "pixel_size_um"]) + _explain("drafts")))
+    parts.append(
+        _section(
+            "Tasks",
+            _table(
+                report["tasks"],
+                [
+                    "task_id",
+                    "annotations",
+                    "skipped",
+                    "annotators",
+                    "accepted",
+                    "lead_time_mean",
+                    "drafts",
+                    "pixel_size_um",
+                ],
+            )
+            + _explain("drafts"),
+        )
+    )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -337,15 +438,33 @@ def _questionnaire_html(section: dict) -> str:
     overview = section["summary"]
     if not overview["answers"]:
         return '<p class="note">No answers yet (project "scrAiber session questionnaire", created by <code>scraiber up</code>).</p>'
-    ratings = [{"question": k, "answered": v["answered"], "mean (1-5)": v["mean"], **v["distribution"]} for k, v in overview["ratings"].items()]
-    body = f"<p>Answers: {overview['answers']}.</p>" + _table(ratings, ["question", "answered", "mean (1-5)", "1", "2", "3", "4", "5"], ["question"])
+    ratings = [
+        {"question": k, "answered": v["answered"], "mean (1-5)": v["mean"], **v["distribution"]}
+        for k, v in overview["ratings"].items()
+    ]
+    body = f"<p>Answers: {overview['answers']}.</p>" + _table(
+        ratings, ["question", "answered", "mean (1-5)", "1", "2", "3", "4", "5"], ["question"]
+    )
     for name, counts in overview["choices"].items():
-        body += f"<h3>{html.escape(name.replace('_', ' '))}</h3>" + _table([{"answer": k, "count": v} for k, v in counts.items()], ["answer", "count"], ["answer"])
+        body += f"<h3>{html.escape(name.replace('_', ' '))}</h3>" + _table(
+            [{"answer": k, "count": v} for k, v in counts.items()], ["answer", "count"], ["answer"]
+        )
     if overview["comments"]:
         body += "<h3>Comments</h3><ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in overview["comments"]) + "</ul>"
     body += "<h3>Answers beside the indicators of the same session</h3>" + _table(
         section["by_session"],
-        ["session", "usefulness", "trust", "effort", "hardest", "most_time", "acceptance_rate", "lead_time_mean", "mean_edit_iou", "skip_rate"],
+        [
+            "session",
+            "usefulness",
+            "trust",
+            "effort",
+            "hardest",
+            "most_time",
+            "acceptance_rate",
+            "lead_time_mean",
+            "mean_edit_iou",
+            "skip_rate",
+        ],
         ["session", "hardest", "most_time"],
     )
     return body

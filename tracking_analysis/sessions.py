@@ -10,7 +10,7 @@ which Label Studio Community does not record. A session's key is
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ DEFAULT_GAP_SECONDS = 1800.0
 
 
 def _iso_minute(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def assign_sessions(frame: pd.DataFrame, gap: float = DEFAULT_GAP_SECONDS) -> pd.DataFrame:
@@ -61,7 +61,9 @@ def session_table(frame: pd.DataFrame) -> pd.DataFrame:
                 "end_ts": float(group["submitted_ts"].max()),
                 "annotations": int(len(group)),
                 "skipped": int(group["skipped"].sum()),
-                "work_seconds": float(group["lead_time"].sum(min_count=1)) if group["lead_time"].notna().any() else np.nan,
+                "work_seconds": float(group["lead_time"].sum(min_count=1))
+                if group["lead_time"].notna().any()
+                else np.nan,
             }
         )
     columns = ["session", "annotator", "project_id", "start_ts", "end_ts", "annotations", "skipped", "work_seconds"]

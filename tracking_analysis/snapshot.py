@@ -29,7 +29,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,9 @@ class Snapshot:
                 tasks=tuple(
                     SnapshotTask(**{**t, "shape": tuple(t["shape"]) if t.get("shape") else None}) for t in data["tasks"]
                 ),
-                predictions=tuple(SnapshotPrediction(**{**p, "classes": maybe(p["classes"])}) for p in data["predictions"]),
+                predictions=tuple(
+                    SnapshotPrediction(**{**p, "classes": maybe(p["classes"])}) for p in data["predictions"]
+                ),
                 annotations=tuple(
                     SnapshotAnnotation(
                         **{**a, "classes": maybe(a["classes"]), "unknown_labels": tuple(a.get("unknown_labels") or ())}
@@ -290,7 +292,9 @@ def questionnaire_answer(annotation: Mapping[str, Any], task: Mapping[str, Any],
     )
 
 
-def capture_questionnaire(client: LabelStudioClient, key: bytes, title: str = QUESTIONNAIRE_PROJECT) -> list[QuestionnaireAnswer]:
+def capture_questionnaire(
+    client: LabelStudioClient, key: bytes, title: str = QUESTIONNAIRE_PROJECT
+) -> list[QuestionnaireAnswer]:
     """Submitted answers of the questionnaire project ``title`` (none if it does not exist)."""
     project = client.find_project_by_title(title)
     if project is None:
@@ -335,7 +339,9 @@ def capture(
         task_predictions = client.task_predictions(task_id)
         shapes = {
             s
-            for s in (result_shape(r.get("result") or [], target.from_name) for r in [*task_annotations, *task_predictions])
+            for s in (
+                result_shape(r.get("result") or [], target.from_name) for r in [*task_annotations, *task_predictions]
+            )
             if s is not None
         }
         shape = shapes.pop() if len(shapes) == 1 else None
@@ -393,6 +399,5 @@ def capture(
         annotations=tuple(sorted(annotations, key=lambda a: a.id)),
         served_versions=tuple(served),
         questionnaire=tuple(capture_questionnaire(client, key, questionnaire_title)) if questionnaire_title else (),
-        captured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        captured_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-

@@ -118,7 +118,9 @@ class ZenodoClient:
         except requests.RequestException as exc:
             raise ZenodoError(f"cannot reach Zenodo at {self.api_url} ({type(exc).__name__})") from None
         if response.status_code not in expect:
-            raise ZenodoError(f"Zenodo answered {method} {url.split('?')[0]} with HTTP {response.status_code}: {_explain(response)}")
+            raise ZenodoError(
+                f"Zenodo answered {method} {url.split('?')[0]} with HTTP {response.status_code}: {_explain(response)}"
+            )
         return response.json() if response.content else {}
 
     def create(self) -> Deposition:
@@ -146,7 +148,9 @@ class ZenodoClient:
                                    headers={"Content-Type": "application/octet-stream"})  # fmt: skip
         expected = f"md5:{_md5(path)}"
         if stored.get("checksum") != expected:
-            raise ZenodoError(f"Zenodo stored {name} with checksum {stored.get('checksum')}, the file has {expected}: upload again")
+            raise ZenodoError(
+                f"Zenodo stored {name} with checksum {stored.get('checksum')}, the file has {expected}: upload again"
+            )
         return stored
 
     def publish(self, deposition: Deposition) -> Deposition:

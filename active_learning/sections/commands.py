@@ -28,7 +28,9 @@ def _client(settings: Settings) -> LabelStudioClient:
 @click.option("--overlap", type=int, default=64, show_default=True, help="Px shared by neighbouring tiles.")
 @click.option("--storage", type=click.Choice(STORAGES), default="upload", show_default=True, help="Where tiles go.")
 @click.option("--pixel-size", type=float, help="Pixel size in µm when the mosaic's metadata has none.")
-@click.option("--local-dir", default="scraiber-sections", show_default=True, help="local-files: folder under the document root.")
+@click.option(
+    "--local-dir", default="scraiber-sections", show_default=True, help="local-files: folder under the document root."
+)
 @click.option("--s3-uri", help="s3: s3://BUCKET/PREFIX for the tiles.")
 @click.pass_context
 def ingest_command(

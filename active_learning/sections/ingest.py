@@ -75,10 +75,14 @@ def local_files_target(document_root: Path, folder: str) -> ImportTarget:
             client.create_local_storage(project_id, root, title=f"scraiber {folder}")
 
     root.mkdir(parents=True, exist_ok=True)
-    return ImportTarget(LocalArtefactStore(root), lambda key: "/data/local-files/?d=" + quote(f"{folder}/{key}"), connect)
+    return ImportTarget(
+        LocalArtefactStore(root), lambda key: "/data/local-files/?d=" + quote(f"{folder}/{key}"), connect
+    )
 
 
-def make_target(storage: str, settings: Settings, local_folder: str = "scraiber-sections", s3_uri: str | None = None) -> TileTarget:
+def make_target(
+    storage: str, settings: Settings, local_folder: str = "scraiber-sections", s3_uri: str | None = None
+) -> TileTarget:
     """The tile target for ``storage`` (one of :data:`STORAGES`), configured from ``settings``.
 
     Raises:
@@ -89,7 +93,9 @@ def make_target(storage: str, settings: Settings, local_folder: str = "scraiber-
         return UploadTarget()
     if storage == "local-files":
         if settings.local_files_document_root is None:
-            raise ValueError("local-files storage needs LOCAL_FILES_DOCUMENT_ROOT (the same folder Label Studio serves)")
+            raise ValueError(
+                "local-files storage needs LOCAL_FILES_DOCUMENT_ROOT (the same folder Label Studio serves)"
+            )
         return local_files_target(settings.local_files_document_root, local_folder)
     if storage == "s3":
         if not s3_uri or not s3_uri.startswith("s3://"):

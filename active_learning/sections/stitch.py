@@ -75,7 +75,9 @@ def tile_classes(result: list[dict], height: int, width: int, from_name: str, ca
 
 def _border_distance(height: int, width: int) -> np.ndarray:
     """Distance (px) of every pixel of a tile to the tile's nearest edge."""
-    return np.minimum.outer(np.minimum(np.arange(height), np.arange(height)[::-1]), np.minimum(np.arange(width), np.arange(width)[::-1]))
+    return np.minimum.outer(
+        np.minimum(np.arange(height), np.arange(height)[::-1]), np.minimum(np.arange(width), np.arange(width)[::-1])
+    )
 
 
 def _latest(items: list[dict]) -> dict | None:
@@ -98,7 +100,12 @@ class Stitcher:
     """
 
     def __init__(
-        self, client: LabelStudioClient, project_id: int, catalogue: Catalogue, source: str = "annotations", mosaic: str | None = None
+        self,
+        client: LabelStudioClient,
+        project_id: int,
+        catalogue: Catalogue,
+        source: str = "annotations",
+        mosaic: str | None = None,
     ) -> None:
         if source not in SOURCES:
             raise ValueError(f"unknown stitch source {source!r}; valid sources: {', '.join(SOURCES)}")
@@ -118,7 +125,9 @@ class Stitcher:
         if not found:
             raise ValueError(f"project {project_id} has no tile tasks (made by `scraiber ingest`)")
         if mosaic is None and len(found) > 1:
-            raise ValueError(f"project {project_id} holds tiles of several mosaics ({', '.join(sorted(found))}); pass --mosaic")
+            raise ValueError(
+                f"project {project_id} holds tiles of several mosaics ({', '.join(sorted(found))}); pass --mosaic"
+            )
         name = mosaic if mosaic is not None else next(iter(found))
         if name not in found:
             raise ValueError(f"project {project_id} has no tiles of mosaic {name!r}; it has {', '.join(sorted(found))}")
@@ -178,7 +187,13 @@ class Stitcher:
 
     def write(self, out: str | Path, progress: bool = False) -> tuple[Path, Path]:
         """Write the stitched mask as a tiled TIFF with its JSON sidecar."""
-        extra = {"stitched_from": self.source, "mosaic": {k: self.mosaic[k] for k in ("name", "sha256")}, "tiles": len(self.tiles)}
-        paths = write_mask_tiff(out, self.shape, self.bands(progress=progress), self.catalogue, self.mosaic["pixel_size_um"], extra)
+        extra = {
+            "stitched_from": self.source,
+            "mosaic": {k: self.mosaic[k] for k in ("name", "sha256")},
+            "tiles": len(self.tiles),
+        }
+        paths = write_mask_tiff(
+            out, self.shape, self.bands(progress=progress), self.catalogue, self.mosaic["pixel_size_um"], extra
+        )
         log.info("stitched %d of %d tiles with %s", self.labelled, len(self.tiles), self.source)
         return paths

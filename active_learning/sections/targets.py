@@ -35,7 +35,7 @@ class TileTarget(ABC):
         ``value_key`` is the task data key of the image (``image`` for ``$image``).
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most targets hold nothing to free
         """Free what the target holds (temporary files)."""
 
 

@@ -25,10 +25,18 @@ def _open(task: dict) -> bool:
 
 @click.command("score")
 @click.option("--project", "project_id", type=int, required=True, help="Label Studio project id.")
-@click.option("--strategy", "strategies", multiple=True, default=("entropy",), show_default=True,
-              help="Query strategy (repeat for several; all share one prediction per task).")
+@click.option(
+    "--strategy",
+    "strategies",
+    multiple=True,
+    default=("entropy",),
+    show_default=True,
+    help="Query strategy (repeat for several; all share one prediction per task).",
+)
 @click.option("--segmenter", "segmenter_name", default="unsupervised", show_default=True, help="Segmentation method.")
-@click.option("--model", type=click.Path(exists=True, path_type=Path), default=None, help="FCN weights (segmenter fcn).")
+@click.option(
+    "--model", type=click.Path(exists=True, path_type=Path), default=None, help="FCN weights (segmenter fcn)."
+)
 @click.option("--all-tasks", is_flag=True, help="Also score tasks that already have annotations.")
 @click.pass_context
 def score_command(ctx, project_id, strategies, segmenter_name, model, all_tasks) -> None:
@@ -78,8 +86,12 @@ def select_command(ctx, project_id, strategy, selector_name, k, diversity, model
     if not all_tasks:
         with _client(settings) as client:
             open_tasks = [int(t["id"]) for t in client.list_tasks(project_id) if _open(t)]
-    stored = ScoreStore.from_url(settings.resolved_event_log_url).scored_tasks(project_id, strategy, model_version, open_tasks)
+    stored = ScoreStore.from_url(settings.resolved_event_log_url).scored_tasks(
+        project_id, strategy, model_version, open_tasks
+    )
     if not stored:
-        raise ValueError(f"no stored {strategy} scores for project {project_id}: run `scraiber score --project {project_id}` first")
+        raise ValueError(
+            f"no stored {strategy} scores for project {project_id}: run `scraiber score --project {project_id}` first"
+        )
     for rank, task in enumerate(selector.select(stored, k), start=1):
         click.echo(json.dumps({"rank": rank, "task": task.task_id, "score": round(task.score, 6)}))

@@ -40,7 +40,9 @@ class DiverseSelector(Selector):
             raise ValueError(f"diversity weight must be in [0, 1], got {diversity}")
         self.diversity = float(diversity)
         self.standardise = standardise
-        self.labelled = None if labelled is None or len(labelled) == 0 else np.atleast_2d(np.asarray(labelled, np.float64))
+        self.labelled = (
+            None if labelled is None or len(labelled) == 0 else np.atleast_2d(np.asarray(labelled, np.float64))
+        )
 
     def select(self, tasks: Sequence[ScoredTask], k: int) -> list[ScoredTask]:
         """Up to ``k`` tasks in the order chosen.
@@ -55,7 +57,9 @@ class DiverseSelector(Selector):
         tasks = [tasks[i] for i in order]  # ties everywhere below resolve to the better-ranked task
         lengths = {np.asarray(task.features).size for task in tasks}
         if len(lengths) != 1:
-            raise ValueError(f"all tasks need feature vectors of one length for diverse selection, got lengths {sorted(lengths)}")
+            raise ValueError(
+                f"all tasks need feature vectors of one length for diverse selection, got lengths {sorted(lengths)}"
+            )
         features = np.stack([np.asarray(task.features, dtype=np.float64).ravel() for task in tasks])
         labelled = self.labelled
         if labelled is not None and labelled.shape[1] != features.shape[1]:

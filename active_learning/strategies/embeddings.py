@@ -35,7 +35,9 @@ def encoder_embedding_map(model_path: str | Path, image: np.ndarray, threads: in
     return stages[-1][0].float().numpy()
 
 
-def pooled_embedding(feature_map: np.ndarray, box: tuple[int, int, int, int], image_shape: tuple[int, int]) -> np.ndarray:
+def pooled_embedding(
+    feature_map: np.ndarray, box: tuple[int, int, int, int], image_shape: tuple[int, int]
+) -> np.ndarray:
     """(E,) mean of ``feature_map`` over the cells covering the pixel box ``(top, left, height, width)``."""
     top, left, height, width = box
 

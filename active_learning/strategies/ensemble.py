@@ -16,11 +16,20 @@ import numpy as np
 from active_learning.strategies.base import Scorer
 from active_learning.strategies.mc_dropout import StochasticSegmenter, mutual_information_map
 from ml_backend.segmenters.base import Segmenter
-from ml_backend.segmenters.fast_learner import FastLearnerSegmenter, PixelClassifier, combine, extend, learner_features, smooth_votes
+from ml_backend.segmenters.fast_learner import (
+    FastLearnerSegmenter,
+    PixelClassifier,
+    combine,
+    extend,
+    learner_features,
+    smooth_votes,
+)
 from ml_backend.uncertainty import entropy_map
 
 
-def committee_probabilities(classifier: PixelClassifier, features: np.ndarray, members: int = 8, threads: int = 2) -> np.ndarray:
+def committee_probabilities(
+    classifier: PixelClassifier, features: np.ndarray, members: int = 8, threads: int = 2
+) -> np.ndarray:
     """(members, C, N) stacked probabilities of sub-forests of ``classifier`` on (F, N) pixel features.
 
     Trees are dealt to ``members`` groups in order; each group's votes are smoothed, extended to
@@ -38,7 +47,9 @@ def committee_probabilities(classifier: PixelClassifier, features: np.ndarray, m
 
     def member(group: list) -> np.ndarray:
         votes = sum(tree.predict_proba(x) for tree in group) / len(group)
-        forest = extend(smooth_votes(votes.T, len(group)), base, classifier.taught, classifier.keep, classifier.n_classes)
+        forest = extend(
+            smooth_votes(votes.T, len(group)), base, classifier.taught, classifier.keep, classifier.n_classes
+        )
         return combine(forest, base, classifier.weights)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
@@ -64,7 +75,9 @@ class EnsembleScorer(Scorer):
         """Mean of :func:`~active_learning.strategies.mc_dropout.mutual_information_map` over the committee."""
         if isinstance(segmenter, FastLearnerSegmenter):
             _, features = learner_features(image, segmenter.base, segmenter.config)
-            committee = committee_probabilities(segmenter.classifier, features.reshape(features.shape[0], -1), self.members)
+            committee = committee_probabilities(
+                segmenter.classifier, features.reshape(features.shape[0], -1), self.members
+            )
             return float(mutual_information_map(committee[..., None]).mean())
         if isinstance(segmenter, StochasticSegmenter):
             return float(mutual_information_map(segmenter.predict_proba_samples(image, self.samples)).mean())

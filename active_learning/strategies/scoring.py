@@ -22,7 +22,9 @@ from ml_backend.segmenters.base import Segmenter
 log = logging.getLogger(__name__)
 
 
-def score_image(image: np.ndarray, segmenter: Segmenter, scorers: Sequence[Scorer]) -> tuple[dict[str, float], np.ndarray]:
+def score_image(
+    image: np.ndarray, segmenter: Segmenter, scorers: Sequence[Scorer]
+) -> tuple[dict[str, float], np.ndarray]:
     """({scorer name: score}, feature embedding) of one image, predicting it once."""
     probs = segmenter.predict_proba(image)
     return {scorer.name: scorer.score(image, segmenter, probs) for scorer in scorers}, task_features(image, probs)
@@ -64,7 +66,8 @@ def score_tasks(
             continue
         scores, features = score_image(image, segmenter, scorers)
         store.put(
-            ScoreRow(project, int(task["id"]), segmenter.version, name, value, features) for name, value in scores.items()
+            ScoreRow(project, int(task["id"]), segmenter.version, name, value, features)
+            for name, value in scores.items()
         )
         scored[int(task["id"])] = scores
     return scored

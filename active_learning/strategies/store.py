@@ -88,7 +88,9 @@ class ScoreStore:
         if not values:
             return 0
         keys = [(v["project"], v["task"], v["model_version"], v["strategy"]) for v in values]
-        key_columns = tuple_(task_scores.c.project, task_scores.c.task, task_scores.c.model_version, task_scores.c.strategy)
+        key_columns = tuple_(
+            task_scores.c.project, task_scores.c.task, task_scores.c.model_version, task_scores.c.strategy
+        )
         with self.engine.begin() as connection:
             for start in range(0, len(keys), 500):
                 connection.execute(delete(task_scores).where(key_columns.in_(keys[start : start + 500])))

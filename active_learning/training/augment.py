@@ -55,9 +55,7 @@ class IntensityAugment:
     scan_lines: float = 0.2
     quantise: float = 0.2
 
-    def apply(
-        self, rng: np.random.Generator, image: np.ndarray, label: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def apply(self, rng: np.random.Generator, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Augment one section: ``image`` float32 in [0, 1], ``label`` uint8 of the same shape.
 
         Returns:

@@ -63,8 +63,12 @@ def _run_on_modal(config: TrainConfig, settings):
     show_default=True,
     help="Log to MLflow, register as SCRAIBER_MODEL_NAME and promote if not worse.",
 )
-@click.option("--hold-out", "hold_out", multiple=True,
-              help="Generator family left out of training and validation (repeatable): leave-one-family-out.")
+@click.option(
+    "--hold-out",
+    "hold_out",
+    multiple=True,
+    help="Generator family left out of training and validation (repeatable): leave-one-family-out.",
+)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
 @click.option("--on", "where", type=click.Choice(["local", "modal"]), default="local", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -183,9 +183,13 @@ class TrainConfig:
         named = list(self.families) + list(self.val_families or ())
         unknown = sorted(set(named) - set(known))
         if unknown:
-            raise ValueError(f"training config: unknown generator families {unknown}; valid families: {', '.join(known)}")
+            raise ValueError(
+                f"training config: unknown generator families {unknown}; valid families: {', '.join(known)}"
+            )
         if not self.families or min(self.families.values()) < 0 or sum(self.families.values()) <= 0:
-            raise ValueError(f"training config: families needs non-negative weights, some positive; got {self.families!r}")
+            raise ValueError(
+                f"training config: families needs non-negative weights, some positive; got {self.families!r}"
+            )
         if self.section_pool < 0:
             raise ValueError(f"training config: section_pool must be >= 0, got {self.section_pool}")
 
@@ -200,7 +204,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"cannot hold out {unknown}: the config trains on {sorted(self.families)}")
         families = {name: weight for name, weight in self.families.items() if name not in names}
-        return self.replace(families=families, val_families=tuple(n for n in self.validation_families() if n not in names))
+        return self.replace(
+            families=families, val_families=tuple(n for n in self.validation_families() if n not in names)
+        )
 
     def validation_families(self) -> tuple[str, ...]:
         """Families of the fixed validation set."""

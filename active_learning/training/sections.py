@@ -53,7 +53,11 @@ class SectionSource:
 
     def section(self, family: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Section ``seed`` of ``family`` at the config's size, from the cache when it is there."""
-        path = self.cache / self.folders[family] / f"{self.config.section_size}-{seed}.npz" if self.cache is not None else None
+        path = (
+            self.cache / self.folders[family] / f"{self.config.section_size}-{seed}.npz"
+            if self.cache is not None
+            else None
+        )
         if path is not None and path.is_file():
             with np.load(path, allow_pickle=False) as saved:
                 return saved["image"], saved["classes"]

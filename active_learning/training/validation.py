@@ -69,7 +69,9 @@ def synthetic_validation_set(
         for k in range(n):
             section = generate_field(family, size, seed + k, catalogue)
             name = "synth" if family == "porphyritic" else family  # porphyritic ids predate the families
-            samples.append(ValidationSample(f"{name}-{seed + k}-{size}", section.image, section.classes, synthetic=True))
+            samples.append(
+                ValidationSample(f"{name}-{seed + k}-{size}", section.image, section.classes, synthetic=True)
+            )
     return samples
 
 
@@ -106,7 +108,9 @@ def evaluation(
     synthetic, expert = confusions.get(True, empty), confusions.get(False)
     pooled = synthetic if expert is None else synthetic + expert
     expert_miou = None if expert is None else mean_iou(class_iou(expert, names))
-    return Evaluation(class_iou(pooled, names), mean_iou(class_iou(synthetic, names)), expert_miou, dict(per_tile or {}))
+    return Evaluation(
+        class_iou(pooled, names), mean_iou(class_iou(synthetic, names)), expert_miou, dict(per_tile or {})
+    )
 
 
 def class_frequencies(samples: Iterable[ValidationSample], n_classes: int) -> np.ndarray:

@@ -91,7 +91,9 @@ def implicit_vs_explicit(results: list[dict[str, Any]]) -> dict[str, list[dict[s
         for result in results:
             for a, b in zip(result["arms"][arm], result["arms"][twin]):
                 ratios[a["budget"]].append(a["miou"] / b["miou"])
-        out[arm] = [{"budget": b, "ratio": float(np.mean(v)), "min": float(np.min(v))} for b, v in sorted(ratios.items())]
+        out[arm] = [
+            {"budget": b, "ratio": float(np.mean(v)), "min": float(np.min(v))} for b, v in sorted(ratios.items())
+        ]
     return out
 
 
@@ -156,7 +158,9 @@ def text_tables(analysis: dict[str, Any]) -> str:
                   "| arm | " + " | ".join(f"{b:g}" for b in budgets if b > 0) + " |", "|" + " --- |" * (len(budgets))]  # fmt: skip
         for arm, rows in analysis["implicit_vs_explicit"].items():
             by = {p["budget"]: p for p in rows}
-            lines.append(f"| {arm} | " + " | ".join(f"{by[b]['ratio']:.3f}" if b in by else "" for b in budgets if b > 0) + " |")
+            lines.append(
+                f"| {arm} | " + " | ".join(f"{by[b]['ratio']:.3f}" if b in by else "" for b in budgets if b > 0) + " |"
+            )
     cal = analysis.get("calibration")
     if cal:
         lines += ["", "### Implicit-label confidence (adaptive 15-bin ECE, 95 % submission-clustered bootstrap CI)", "",

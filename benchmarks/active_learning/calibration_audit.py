@@ -32,7 +32,9 @@ def concat(records: Sequence[dict[str, np.ndarray]], expert: str, seed: int) -> 
         return {}
     keys = set.intersection(*(set(r) for r in records))
     out = {k: np.concatenate([r[k] for r in records]) for k in keys}
-    out["submission"] = np.concatenate([np.full(len(r["correct"]), f"{expert}:{seed}:{i}") for i, r in enumerate(records)])
+    out["submission"] = np.concatenate(
+        [np.full(len(r["correct"]), f"{expert}:{seed}:{i}") for i, r in enumerate(records)]
+    )
     out["expert"] = np.full(len(out["correct"]), expert)
     return out
 
@@ -67,7 +69,9 @@ def fit_on_audit(audited: dict[str, np.ndarray], with_probability: bool = False)
                                 annotators=audited["expert"], names=names)  # fmt: skip
 
 
-def ece_with_interval(confidence: np.ndarray, correct: np.ndarray, clusters: np.ndarray, n_boot: int = 300) -> dict[str, float]:
+def ece_with_interval(
+    confidence: np.ndarray, correct: np.ndarray, clusters: np.ndarray, n_boot: int = 300
+) -> dict[str, float]:
     """Adaptive ECE and its 95 % submission-clustered bootstrap interval."""
     ids, inverse = np.unique(clusters, return_inverse=True)
     members = [np.flatnonzero(inverse == i) for i in range(ids.size)]

@@ -44,7 +44,9 @@ def _mean_difference(champion: list[float], candidate: list[float]) -> float:
     return float(np.nanmean(d)) if np.isfinite(d).any() else math.nan
 
 
-def rule_report(pairs: list[tuple[dict, dict]], margin: float = -0.01, min_tiles: int = 15) -> dict[str, dict[str, float]]:
+def rule_report(
+    pairs: list[tuple[dict, dict]], margin: float = -0.01, min_tiles: int = 15
+) -> dict[str, dict[str, float]]:
     """Per rule: cycles, should-promote count, promotions, false promotion and refusal rates, agreement."""
     rules = {"sign-flip": ChampionRule(margin=margin, min_tiles=min_tiles),
              "bootstrap": ChampionRule(margin=margin, method="bootstrap", min_tiles=min_tiles)}  # fmt: skip

@@ -33,9 +33,16 @@ import numpy as np
 
 from active_learning.calibration import CalibrationModel
 from benchmarks.active_learning import analysis
-from benchmarks.active_learning.calibration_audit import audit, concat, ece_report, fit_on_audit, join, leave_one_annotator_out
+from benchmarks.active_learning.calibration_audit import (
+    audit,
+    concat,
+    ece_report,
+    fit_on_audit,
+    join,
+    leave_one_annotator_out,
+)
 from benchmarks.active_learning.champion_rule import cycles, rule_report
-from benchmarks.active_learning.loop import BUDGETS, STRATEGIES, Context, parse_arm, reference, run_arm, evaluate
+from benchmarks.active_learning.loop import BUDGETS, STRATEGIES, Context, evaluate, parse_arm, reference, run_arm
 from benchmarks.active_learning.pool import PoolConfig, build_pool, model_digest
 from benchmarks.active_learning.stats import censored_log_ratio
 from benchmarks.experts import EXPERTS
@@ -69,7 +76,9 @@ def run_seed(seed: int, expert: str, arms: list[str], config: PoolConfig, base: 
     result: dict[str, Any] = {"seed": seed, "expert": expert, "composition": pool.composition(), "arms": {}}
     result["start"] = evaluate(ctx, None)
     result["reference"] = reference(ctx)
-    doubled = FastLearnerConfig(max_training_pixels=2 * ctx.learner.max_training_pixels, n_estimators=2 * ctx.learner.n_estimators)
+    doubled = FastLearnerConfig(
+        max_training_pixels=2 * ctx.learner.max_training_pixels, n_estimators=2 * ctx.learner.n_estimators
+    )
     result["reference_doubled"] = reference(ctx, doubled)
     echo(f"seed {seed} (expert {expert}): start {result['start']['miou']:.3f}, reference {result['reference']['miou']:.3f}, "
          f"doubled {result['reference_doubled']['miou']:.3f} ({time.perf_counter() - started:.0f} s)")  # fmt: skip
@@ -116,33 +125,54 @@ def choose_primary(results: list[dict[str, Any]], largest: float) -> dict[str, A
             continue
         logs = [math.log(2 * largest) if math.isinf(b) else math.log(b) for b in e["budget"]]
         table[strategy] = {"geometric_mean_budget": math.exp(float(np.mean(logs))), "auc": float(np.mean(e["auc"]))}
-    primary = min(table, key=lambda s: (table[s]["geometric_mean_budget"], -table[s]["auc"])) if table else "top-k-entropy"
-    return {"primary": primary, "table": table, "rule": "smallest geometric-mean budget to 95 % on the tuning seeds, then AUC"}
+    primary = (
+        min(table, key=lambda s: (table[s]["geometric_mean_budget"], -table[s]["auc"])) if table else "top-k-entropy"
+    )
+    return {
+        "primary": primary,
+        "table": table,
+        "rule": "smallest geometric-mean budget to 95 % on the tuning seeds, then AUC",
+    }
 
 
 @click.command("active-learning")
-@click.option("--base", type=click.Path(path_type=Path), default=DEFAULT_BASE, show_default=True,
-              help="Base FCN (weights) whose features the fast learner reads; must not have seen the families.")
-@click.option("--families", default="vitrophyric,intergranular", show_default=True, help="Generator families of the samples.")
+@click.option(
+    "--base",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_BASE,
+    show_default=True,
+    help="Base FCN (weights) whose features the fast learner reads; must not have seen the families.",
+)
+@click.option(
+    "--families", default="vitrophyric,intergranular", show_default=True, help="Generator families of the samples."
+)
 @click.option("--samples", type=int, default=10, show_default=True, help="Simulated sections per seed.")
 @click.option("--field", type=int, default=896, show_default=True, help="Field side (px).")
 @click.option("--tile", type=int, default=128, show_default=True, help="Tile side (px).")
 @click.option("--region", type=int, default=64, show_default=True, help="Region side (px) of region-level arms.")
 @click.option("--test-per-sample", type=int, default=5, show_default=True)
 @click.option("--val-per-sample", type=int, default=2, show_default=True)
-@click.option("--budgets", default=",".join(map(str, BUDGETS)), show_default=True, help="Tile-equivalents labelled at each point.")
-@click.option("--arms", default=",".join(STRATEGIES), show_default=True, help="Strategies (implicit labels) of the report phase.")
+@click.option(
+    "--budgets", default=",".join(map(str, BUDGETS)), show_default=True, help="Tile-equivalents labelled at each point."
+)
+@click.option(
+    "--arms", default=",".join(STRATEGIES), show_default=True, help="Strategies (implicit labels) of the report phase."
+)
 @click.option("--tuning-seeds", default="100-102", show_default=True, help="Seeds of the tune phase (expert A).")
 @click.option("--seeds", default="0-9", show_default=True, help="Reporting seeds (experts B and C).")
 @click.option("--only", type=click.Choice(["tune", "report", "analyse"]), default=None, help="Run one phase only.")
-@click.option("--min-tiles", type=int, default=15, show_default=True, help="Champion rule: fewest paired validation tiles.")
+@click.option(
+    "--min-tiles", type=int, default=15, show_default=True, help="Champion rule: fewest paired validation tiles."
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out/active-learning"),
               show_default=True)  # fmt: skip
 def active_learning_bench(base, families, samples, field, tile, region, test_per_sample, val_per_sample, budgets, arms,
                           tuning_seeds, seeds, only, min_tiles, out) -> None:  # fmt: skip
     """Learning curves of query strategies with simulated experts, label efficiency tests, calibration, champion rule."""
     echo = lambda text: click.echo(text, err=True)  # noqa: E731
-    config = PoolConfig(tuple(filter(None, families.split(","))), samples, field, tile, test_per_sample, val_per_sample, region)
+    config = PoolConfig(
+        tuple(filter(None, families.split(","))), samples, field, tile, test_per_sample, val_per_sample, region
+    )
     budget_list = tuple(int(b) for b in budgets.split(","))
     strategies = [a for a in arms.split(",") if a]
     catalogue = load_catalogue()
@@ -214,9 +244,15 @@ def analyse(results, tables, tune_tables, out: Path, primary: str, largest: floa
     ref2 = [r["reference_doubled"]["miou"] for r in results]
     sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0  # noqa: E731
     figures: dict[str, Any] = {
-        "baseline": {"start": float(np.mean(start)), "start_sd": sd(start), "reference": float(np.mean(ref)),
-                     "reference_sd": sd(ref), "reference_doubled": float(np.mean(ref2)), "reference_doubled_sd": sd(ref2),
-                     "start_ratio": float(np.mean(np.array(start) / np.array(ref)))},  # fmt: skip
+        "baseline": {
+            "start": float(np.mean(start)),
+            "start_sd": sd(start),
+            "reference": float(np.mean(ref)),
+            "reference_sd": sd(ref),
+            "reference_doubled": float(np.mean(ref2)),
+            "reference_doubled_sd": sd(ref2),
+            "start_ratio": float(np.mean(np.array(start) / np.array(ref))),
+        },  # fmt: skip
         "curves": analysis.curves(results),
         "implicit_vs_explicit": analysis.implicit_vs_explicit(results),
     }
@@ -235,7 +271,10 @@ def analyse(results, tables, tune_tables, out: Path, primary: str, largest: floa
     calibration: dict[str, Any] = {"table": []}
     model_path = out / "calibration-A.json"
     if model_path.is_file():
-        for name, path in (("A (harvest features)", model_path), ("A (with model probability)", out / "calibration-A-probability.json")):
+        for name, path in (
+            ("A (harvest features)", model_path),
+            ("A (with model probability)", out / "calibration-A-probability.json"),
+        ):
             model = CalibrationModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
             for expert in ("B", "C"):
                 if expert in by_expert:
@@ -243,13 +282,19 @@ def analyse(results, tables, tune_tables, out: Path, primary: str, largest: floa
                     calibration["table"].append({"fitted_on": name, "measured_on": expert, **row})
         if "A" in by_expert:
             audited_a = audit(by_expert["A"], seed=0)
-            rest = {k: v[~np.isin(by_expert["A"]["submission"], audited_a["submission"])] for k, v in by_expert["A"].items()}
+            rest = {
+                k: v[~np.isin(by_expert["A"]["submission"], audited_a["submission"])] for k, v in by_expert["A"].items()
+            }
             model = CalibrationModel.from_dict(json.loads(model_path.read_text(encoding="utf-8")))
-            calibration["table"].append({"fitted_on": "A (harvest features)", "measured_on": "A (not audited)", **ece_report(rest, model)})
+            calibration["table"].append(
+                {"fitted_on": "A (harvest features)", "measured_on": "A (not audited)", **ece_report(rest, model)}
+            )
     if len(by_expert) == 3:
         for held, row in leave_one_annotator_out(by_expert).items():
             others = "+".join(e for e in by_expert if e != held)
-            calibration["table"].append({"fitted_on": f"{others} (leave one annotator out)", "measured_on": held, **row})
+            calibration["table"].append(
+                {"fitted_on": f"{others} (leave one annotator out)", "measured_on": held, **row}
+            )
     figures["calibration"] = calibration
     figures["champion"] = rule_report(cycles(results), min_tiles=min_tiles)
     (out / "learning_curve.json").write_text(json.dumps({"rows": analysis.learning_curve_rows(results)}, default=float),

@@ -49,7 +49,16 @@ from ml_backend.metrics import class_iou, confusion_matrix, mean_iou, tile_miou
 from ml_backend.segmenters.fast_learner import FastLearnerConfig, PixelClassifier, PixelSamples, sample_pixels
 
 BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-STRATEGIES = ("random", "entropy", "top-k-entropy", "class-weighted-entropy", "ensemble", "core-set", "badge", "cost-aware")
+STRATEGIES = (
+    "random",
+    "entropy",
+    "top-k-entropy",
+    "class-weighted-entropy",
+    "ensemble",
+    "core-set",
+    "badge",
+    "cost-aware",
+)
 TOP_FRACTION = 0.1
 DIVERSITY = 0.5
 COMMITTEE = 8
@@ -147,7 +156,9 @@ class Context:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, pool: Pool, expert: ExpertModel, seed: int, budgets=BUDGETS, calibrator=None, learner=None) -> Context:
+    def build(
+        cls, pool: Pool, expert: ExpertModel, seed: int, budgets=BUDGETS, calibrator=None, learner=None
+    ) -> Context:
         """Draw the expert's beliefs per sample and the validation tiles' labels from scratch."""
         ctx = cls(pool, expert, seed, tuple(budgets), calibrator, learner or pool.learner)
         confusable = confusable_indices(pool.names)
@@ -211,14 +222,20 @@ def evaluate(ctx: Context, classifier: PixelClassifier | None) -> dict[str, Any]
     return out
 
 
-def _unit_maps(ctx: Context, unit: str, classifier: PixelClassifier | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unit_maps(
+    ctx: Context, unit: str, classifier: PixelClassifier | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """((U, C, m) probabilities, (U, D, m) decoder features, (F, N) features) of every unit on the score grid."""
     boxes = ctx.units(unit)
     x, _ = ctx.pool.grid(boxes, ctx.pool.config.score_stride)
     probs = predict(ctx.pool, classifier, x)
     m = x.shape[1] // len(boxes)
     deep = ctx.pool.decoder_features(x)
-    return probs.reshape(probs.shape[0], len(boxes), m).transpose(1, 0, 2), deep.reshape(deep.shape[0], len(boxes), m).transpose(1, 0, 2), x
+    return (
+        probs.reshape(probs.shape[0], len(boxes), m).transpose(1, 0, 2),
+        deep.reshape(deep.shape[0], len(boxes), m).transpose(1, 0, 2),
+        x,
+    )
 
 
 def _entropy(probs: np.ndarray) -> np.ndarray:
@@ -231,7 +248,9 @@ def _top_fraction(values: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndar
     return np.partition(values, values.shape[1] - k, axis=1)[:, values.shape[1] - k :].mean(axis=1)
 
 
-def scores(ctx: Context, arm: Arm, classifier: PixelClassifier | None, cost: CostModel) -> tuple[np.ndarray, np.ndarray]:
+def scores(
+    ctx: Context, arm: Arm, classifier: PixelClassifier | None, cost: CostModel
+) -> tuple[np.ndarray, np.ndarray]:
     """(U,) scores of every unit of the arm, and (U, ...) the embeddings its selector uses (empty if none)."""
     probs, deep, x = _unit_maps(ctx, arm.unit, classifier)
     entropy = _entropy(probs)  # (U, m)
@@ -264,7 +283,9 @@ def scores(ctx: Context, arm: Arm, classifier: PixelClassifier | None, cost: Cos
     raise ValueError(f"arm {arm.name} has no score")
 
 
-def select(ctx: Context, arm: Arm, classifier, labelled: set[int], n: int, cost: CostModel, order: list[int]) -> list[Box]:
+def select(
+    ctx: Context, arm: Arm, classifier, labelled: set[int], n: int, cost: CostModel, order: list[int]
+) -> list[Box]:
     """The next ``n`` units of the arm (never one already labelled)."""
     boxes = ctx.units(arm.unit)
     if arm.strategy == "random":
@@ -362,5 +383,7 @@ def reference(ctx: Context, learner: FastLearnerConfig | None = None) -> dict[st
         truth = ctx.pool.truth(box)
         parts.append(sample_pixels(ctx.pool.features(box), truth, np.ones(truth.shape, np.float32),
                                    np.random.default_rng([learner.seed, ctx.seed, box.id]), learner.per_class))  # fmt: skip
-    samples = PixelSamples.concat(parts).subsample(np.random.default_rng([learner.seed, ctx.seed]), learner.max_training_pixels)
+    samples = PixelSamples.concat(parts).subsample(
+        np.random.default_rng([learner.seed, ctx.seed]), learner.max_training_pixels
+    )
     return evaluate(ctx, PixelClassifier.fit(samples, ctx.pool.n_classes, learner))

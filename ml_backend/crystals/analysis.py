@@ -73,11 +73,15 @@ class CrystalAnalysis:
 def validate_image(image: np.ndarray, mask: np.ndarray) -> None:
     """Raise ``ValueError`` naming the problem with a BSE image and its mask."""
     if not isinstance(image, np.ndarray) or image.ndim != 2 or 0 in image.shape:
-        raise ValueError(f"BSE image must be a non-empty 2-D array, got {getattr(image, 'shape', type(image).__name__)}")
+        raise ValueError(
+            f"BSE image must be a non-empty 2-D array, got {getattr(image, 'shape', type(image).__name__)}"
+        )
     if image.dtype.kind not in "uif":
         raise ValueError(f"BSE image must be numeric, got dtype {image.dtype}")
     if image.shape != mask.shape:
-        raise ValueError(f"image {image.shape} and phase mask {mask.shape} differ in shape; they must be the same field")
+        raise ValueError(
+            f"image {image.shape} and phase mask {mask.shape} differ in shape; they must be the same field"
+        )
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise ValueError("BSE image holds NaN or infinite values")
 
@@ -157,7 +161,9 @@ def analyse_crystals(
         target = calibration_target(catalogue, probe_points.variable, probe_mineral)
         calibration, points = calibrate(normalised, mask, probe_points, target, catalogue, config)
         table = crystal_compositions(table, target, calibration, config)
-        calibrated = Calibrated(calibration, target, points, composition_map(normalised, mask, target, calibration, config))
+        calibrated = Calibrated(
+            calibration, target, points, composition_map(normalised, mask, target, calibration, config)
+        )
     labelled = int(np.count_nonzero(mask != IGNORE_INDEX))
     return CrystalAnalysis(
         table=table,

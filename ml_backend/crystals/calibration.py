@@ -62,11 +62,15 @@ def read_probe_points(path: str | Path, variable: str | None = None) -> ProbePoi
     columns = {c.strip().lower(): c for c in frame.columns}
     missing = [c for c in ("x", "y") if c not in columns]
     if missing:
-        raise ValueError(f"{path}: probe points need columns x and y (pixel coordinates); missing {missing}, found {list(frame.columns)}")
+        raise ValueError(
+            f"{path}: probe points need columns x and y (pixel coordinates); missing {missing}, found {list(frame.columns)}"
+        )
     if variable is None:
         rest = [c for c in frame.columns if c.strip().lower() not in ("x", "y", "id", "label", "name", "comment")]
         if len(rest) != 1:
-            raise ValueError(f"{path}: expected exactly one composition column besides x and y, found {rest}; name the column to use")
+            raise ValueError(
+                f"{path}: expected exactly one composition column besides x and y, found {rest}; name the column to use"
+            )
         variable = rest[0]
     elif variable not in frame.columns:
         raise ValueError(f"{path}: no column {variable!r}; columns are {list(frame.columns)}")
@@ -104,7 +108,9 @@ def calibration_target(catalogue: Catalogue, variable: str, mineral: str | None 
     return found[0]
 
 
-def sample_levels(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius_px: float, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def sample_levels(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, radius_px: float, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean image level in a disc around each point, over ``valid`` pixels only.
 
     Returns:
@@ -116,7 +122,9 @@ def sample_levels(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius_px: fl
     h, w = image.shape
     outside = (x < -0.5) | (y < -0.5) | (x > w - 0.5) | (y > h - 0.5)
     if outside.any():
-        raise ValueError(f"probe points {np.flatnonzero(outside).tolist()} lie outside the {w} x {h} px image; x, y must be pixel coordinates")
+        raise ValueError(
+            f"probe points {np.flatnonzero(outside).tolist()} lie outside the {w} x {h} px image; x, y must be pixel coordinates"
+        )
     r = int(np.ceil(radius_px))
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     disc = dy**2 + dx**2 <= radius_px**2
@@ -174,7 +182,11 @@ class BseCalibration:
     def half_width(self, levels: np.ndarray) -> np.ndarray:
         """Half-width of the prediction interval at each level (composition units)."""
         levels = np.asarray(levels, dtype=float)
-        return self.t_quantile * self.residual_sd * np.sqrt(1.0 + 1.0 / self.n + (levels - self.level_mean) ** 2 / self.level_sxx)
+        return (
+            self.t_quantile
+            * self.residual_sd
+            * np.sqrt(1.0 + 1.0 / self.n + (levels - self.level_mean) ** 2 / self.level_sxx)
+        )
 
     def predict(self, levels: np.ndarray, outside: Literal["raise", "nan"] = "raise") -> tuple[np.ndarray, np.ndarray]:
         """Composition and prediction-interval half-width at each level.
@@ -232,7 +244,9 @@ def fit_calibration(
     n = len(x)
     sxx = float(np.sum((x - x.mean()) ** 2))
     if sxx <= 1e-12:
-        raise ValueError(f"all {n} probe points have the same BSE level; choose points on {mineral} of different brightness")
+        raise ValueError(
+            f"all {n} probe points have the same BSE level; choose points on {mineral} of different brightness"
+        )
     slope = float(np.sum((x - x.mean()) * (yv - yv.mean())) / sxx)
     intercept = float(yv.mean() - slope * x.mean())
     residual = yv - (intercept + slope * x)
@@ -245,7 +259,9 @@ def fit_calibration(
     )  # fmt: skip
 
 
-def theory_slope(image: np.ndarray, mask: np.ndarray, class_index: int, catalogue: Catalogue, min_pixels: int = 1000) -> float:
+def theory_slope(
+    image: np.ndarray, mask: np.ndarray, class_index: int, catalogue: Catalogue, min_pixels: int = 1000
+) -> float:
     """Composition change per unit of normalised level expected from the catalogue (a physics check).
 
     The image's level-to-eta scale is fitted on the median levels of the phases of fixed
@@ -312,7 +328,13 @@ def _refuse_if_outside(outside: int, total: int, calibration: BseCalibration, wh
         )
 
 
-def composition_map(image: np.ndarray, mask: np.ndarray, class_index: int, calibration: BseCalibration, config: CrystalConfig | None = None) -> np.ndarray:
+def composition_map(
+    image: np.ndarray,
+    mask: np.ndarray,
+    class_index: int,
+    calibration: BseCalibration,
+    config: CrystalConfig | None = None,
+) -> np.ndarray:
     """Composition of every pixel of the calibrated mineral (float32, NaN elsewhere).
 
     Each pixel reads the mean level of the mineral's pixels in a square of side
@@ -336,7 +358,9 @@ def composition_map(image: np.ndarray, mask: np.ndarray, class_index: int, calib
     return out
 
 
-def crystal_compositions(table: pd.DataFrame, class_index: int, calibration: BseCalibration, config: CrystalConfig | None = None) -> pd.DataFrame:
+def crystal_compositions(
+    table: pd.DataFrame, class_index: int, calibration: BseCalibration, config: CrystalConfig | None = None
+) -> pd.DataFrame:
     """Core and rim compositions (with interval half-widths) of the calibrated mineral's crystals.
 
     Returns:

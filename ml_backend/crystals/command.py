@@ -47,33 +47,77 @@ def read_phase_mask(path: Path, catalogue: Catalogue) -> tuple[np.ndarray, float
         mask, sidecar = read_mask(path)
         names = [sidecar["classes"].get(str(i)) for i in range(len(sidecar["classes"]))]
         if names != catalogue.names[: len(names)]:
-            raise ValueError(f"{path}: mask classes {names} differ from the catalogue's {catalogue.names}; pass the catalogue the mask was made with (--catalogue)")
+            raise ValueError(
+                f"{path}: mask classes {names} differ from the catalogue's {catalogue.names}; pass the catalogue the mask was made with (--catalogue)"
+            )
         return mask, sidecar.get("pixel_size_um")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read mask ({exc.strerror or exc})") from None
     try:
-        mask = tifffile.imread(path) if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+") else imagecodecs.png_decode(data)
+        mask = (
+            tifffile.imread(path)
+            if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+            else imagecodecs.png_decode(data)
+        )
     except Exception as exc:  # imagecodecs and tifffile raise their own error types
         raise ValueError(f"{path}: not a readable PNG or TIFF mask ({exc})") from None
     if mask.ndim != 2 or mask.dtype != np.uint8:
-        raise ValueError(f"{path}: a phase mask must be a grey uint8 image of class indices, got shape {mask.shape} dtype {mask.dtype}")
+        raise ValueError(
+            f"{path}: a phase mask must be a grey uint8 image of class indices, got shape {mask.shape} dtype {mask.dtype}"
+        )
     return mask, None
 
 
 @click.command("crystals")
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("--mask", "mask_path", required=True, type=click.Path(path_type=Path), help="Phase mask: uint8 catalogue indices (PNG with sidecar, PNG or TIFF).")
+@click.option(
+    "--mask",
+    "mask_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Phase mask: uint8 catalogue indices (PNG with sidecar, PNG or TIFF).",
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the tables, plot and maps.")
-@click.option("--pixel-size", type=float, help="Pixel size in µm, used when neither the image nor the mask's sidecar carries one.")
-@click.option("--probe", "probe_path", type=click.Path(path_type=Path), help="CSV of microprobe points: x, y (px) and one composition column (e.g. Fo).")
+@click.option(
+    "--pixel-size", type=float, help="Pixel size in µm, used when neither the image nor the mask's sidecar carries one."
+)
+@click.option(
+    "--probe",
+    "probe_path",
+    type=click.Path(path_type=Path),
+    help="CSV of microprobe points: x, y (px) and one composition column (e.g. Fo).",
+)
 @click.option("--probe-column", help="Composition column of --probe (default: the only one besides x, y).")
-@click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path), help="Catalogue TOML the mask's indices refer to (default: settings).")
-@click.option("--min-area-px", type=int, default=CrystalConfig.min_area_px, show_default=True, help="Smallest crystal kept, px.")
-@click.option("--sizes", default=f"{CrystalConfig.microphenocryst_min_um:g},{CrystalConfig.phenocryst_min_um:g}", show_default=True, help="Microphenocryst and phenocryst thresholds (ECD, µm).")
-@click.option("--background-degree", type=int, default=0, show_default=True, help="Remove polynomial shading of this degree first (0 = none; 2 for shaded images).")
-@click.option("--extrapolation-margin", type=float, default=CrystalConfig.extrapolation_margin, show_default=True, help="Composition units a prediction may leave the calibrated range.")
+@click.option(
+    "--catalogue",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Catalogue TOML the mask's indices refer to (default: settings).",
+)
+@click.option(
+    "--min-area-px", type=int, default=CrystalConfig.min_area_px, show_default=True, help="Smallest crystal kept, px."
+)
+@click.option(
+    "--sizes",
+    default=f"{CrystalConfig.microphenocryst_min_um:g},{CrystalConfig.phenocryst_min_um:g}",
+    show_default=True,
+    help="Microphenocryst and phenocryst thresholds (ECD, µm).",
+)
+@click.option(
+    "--background-degree",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Remove polynomial shading of this degree first (0 = none; 2 for shaded images).",
+)
+@click.option(
+    "--extrapolation-margin",
+    type=float,
+    default=CrystalConfig.extrapolation_margin,
+    show_default=True,
+    help="Composition units a prediction may leave the calibrated range.",
+)
 @click.pass_context
 def crystals_command(
     ctx: click.Context,
@@ -111,7 +155,9 @@ def crystals_command(
         "image": str(image),
         "mask": str(mask_path),
         "probe": str(probe_path) if probe_path else None,
-        "pixel_size_source": bse.pixel_size_source if bse.pixel_size_um is not None else ("mask sidecar" if mask_pixel_size else "unknown"),
+        "pixel_size_source": bse.pixel_size_source
+        if bse.pixel_size_um is not None
+        else ("mask sidecar" if mask_pixel_size else "unknown"),
     }
     paths = write_report(analysis, out, config, source)
     unit = "µm" if pixel_size_um is not None else "px (pixel size unknown)"
@@ -120,6 +166,8 @@ def crystals_command(
         click.echo(f"  {line}")
     if analysis.calibrated is not None:
         cal = analysis.calibrated.calibration
-        click.echo(f"  calibration {cal.variable} = {cal.intercept:.2f} {cal.slope:+.2f} x level on {cal.n} points, residual sd {cal.residual_sd:.2f}")
+        click.echo(
+            f"  calibration {cal.variable} = {cal.intercept:.2f} {cal.slope:+.2f} x level on {cal.n} points, residual sd {cal.residual_sd:.2f}"
+        )
     for note in analysis.notes:
         click.echo(f"  note: {note}")

@@ -109,7 +109,9 @@ class CrystalConfig:
         if self.min_area_px < 1 or self.profile_bins < 2 or self.min_probe_points < 3:
             raise ValueError("crystal config: min_area_px must be >= 1, profile_bins >= 2 and min_probe_points >= 3")
         if not 0 < self.neck_ratio <= 1 or not 0 < self.core_fraction < 1:
-            raise ValueError(f"crystal config: neck_ratio must lie in (0, 1] and core_fraction in (0, 1), got {self.neck_ratio}, {self.core_fraction}")
+            raise ValueError(
+                f"crystal config: neck_ratio must lie in (0, 1] and core_fraction in (0, 1), got {self.neck_ratio}, {self.core_fraction}"
+            )
         if not 0 < self.confidence < 1 or not 0 < self.max_outside_fraction <= 1:
             raise ValueError("crystal config: confidence must lie in (0, 1) and max_outside_fraction in (0, 1]")
         if not 0 < self.microphenocryst_min_um < self.phenocryst_min_um:

@@ -39,7 +39,9 @@ class InstanceMatch:
         return 2 * self.true_positives / max(2 * self.true_positives + self.false_positives + self.false_negatives, 1)
 
 
-def match_instances(predicted: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5, min_area: int = 1) -> InstanceMatch:
+def match_instances(
+    predicted: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5, min_area: int = 1
+) -> InstanceMatch:
     """Match predicted to true instances one-to-one at IoU >= ``iou_threshold`` (>= 0.5 makes matches unique).
 
     Args:

@@ -69,7 +69,9 @@ def validate_mask(mask: np.ndarray, n_classes: int) -> None:
         return
     bad = np.unique(mask[(mask >= n_classes) & (mask != IGNORE_INDEX)]).tolist()
     if bad:
-        raise ValueError(f"phase mask holds class indices {bad} outside the catalogue's 0-{n_classes - 1} (and {IGNORE_INDEX})")
+        raise ValueError(
+            f"phase mask holds class indices {bad} outside the catalogue's 0-{n_classes - 1} (and {IGNORE_INDEX})"
+        )
 
 
 def _shifted_reduce(binary: np.ndarray, size: int, axis: int, dilate: bool) -> np.ndarray:

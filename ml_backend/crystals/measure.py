@@ -129,7 +129,9 @@ def shape_table(instances: CrystalInstances) -> pd.DataFrame:
     # major-axis angle from +x towards +y (down), then counter-clockwise as seen on screen
     orientation = (-0.5 * np.degrees(np.arctan2(2.0 * cxy, cxx - cyy))) % 180.0
     boxes = ndi.find_objects(labels, max_label=n - 1)
-    bbox = np.array([(b[0].start, b[1].start, b[0].stop, b[1].stop) if b is not None else (0, 0, 0, 0) for b in boxes], np.int64).reshape(-1, 4)
+    bbox = np.array(
+        [(b[0].start, b[1].start, b[0].stop, b[1].stop) if b is not None else (0, 0, 0, 0) for b in boxes], np.int64
+    ).reshape(-1, 4)
     keep = np.flatnonzero(area[1:] > 0) + 1
     with np.errstate(divide="ignore", invalid="ignore"):
         aspect = np.where(minor > 0, major / minor, np.inf)

@@ -84,15 +84,41 @@ def outline(labels: np.ndarray, crystal_id: int, bbox: tuple[int, int, int, int]
     return np.column_stack((simple[:, 1] + c0 - 1, simple[:, 0] + r0 - 1))
 
 
-def polygons_from_table(table: pd.DataFrame, instances: CrystalInstances, tolerance_px: float = 1.0) -> list[CrystalPolygon]:
+def polygons_from_table(
+    table: pd.DataFrame, instances: CrystalInstances, tolerance_px: float = 1.0
+) -> list[CrystalPolygon]:
     """Polygons of every crystal of an analysed field (``CrystalAnalysis.table`` and ``.instances``)."""
-    columns = ["id", "class_index", "class_name", "population", "zoning", "cluster", "touches_border", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col"]
+    columns = [
+        "id",
+        "class_index",
+        "class_name",
+        "population",
+        "zoning",
+        "cluster",
+        "touches_border",
+        "bbox_min_row",
+        "bbox_min_col",
+        "bbox_max_row",
+        "bbox_max_col",
+    ]
     ecd = table["ecd_um"].to_numpy() if "ecd_um" in table else np.full(len(table), np.nan)
     out = []
     for row, size in zip(table[columns].itertuples(index=False), ecd):
         bbox = (row.bbox_min_row, row.bbox_min_col, row.bbox_max_row, row.bbox_max_col)
         points = outline(instances.labels, int(row.id), bbox, tolerance_px)
-        out.append(CrystalPolygon(int(row.id), int(row.class_index), row.class_name, points, row.population, row.zoning, row.cluster, bool(row.touches_border), float(size)))
+        out.append(
+            CrystalPolygon(
+                int(row.id),
+                int(row.class_index),
+                row.class_name,
+                points,
+                row.population,
+                row.zoning,
+                row.cluster,
+                bool(row.touches_border),
+                float(size),
+            )
+        )
     return out
 
 

@@ -110,7 +110,12 @@ def _zoning_words(zoning: pd.Series) -> str:
     if counts.empty:
         return "zoning unresolved (too small)"
     top, share = counts.index[0], counts.iloc[0]
-    words = {"normal": "normally zoned", "reverse": "reversely zoned", "oscillatory": "oscillatory zoned", "unzoned": "unzoned"}
+    words = {
+        "normal": "normally zoned",
+        "reverse": "reversely zoned",
+        "oscillatory": "oscillatory zoned",
+        "unzoned": "unzoned",
+    }
     if share >= 0.75:
         return words[top]
     return f"mostly {words[top]} ({share:.0%})" if share > 0.5 else f"mixed zoning ({share:.0%} {top})"
@@ -133,11 +138,15 @@ def describe_clusters(table: pd.DataFrame) -> pd.DataFrame:
     size_col = f"ecd_{unit}"
     rows = []
     for cluster, group in table.groupby("cluster", sort=True):
-        aspect = float(np.median(group["aspect_ratio"].replace(np.inf, np.nan).dropna())) if len(group) else float("nan")
+        aspect = (
+            float(np.median(group["aspect_ratio"].replace(np.inf, np.nan).dropna())) if len(group) else float("nan")
+        )
         zoning_share = group["zoning"].value_counts(normalize=True)
         mineral = group["class_name"].iloc[0]
         size_words = _size_words(group[size_col].to_numpy(), "µm" if unit == "um" else "px")
-        sentence = f"{mineral}, {size_words}, {_shape_word(aspect)}, {_zoning_words(group['zoning'])}, {len(group)} crystals"
+        sentence = (
+            f"{mineral}, {size_words}, {_shape_word(aspect)}, {_zoning_words(group['zoning'])}, {len(group)} crystals"
+        )
         rows.append({
             "cluster": cluster,
             "class_name": mineral,

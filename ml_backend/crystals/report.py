@@ -25,7 +25,9 @@ def _write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def write_report(analysis: CrystalAnalysis, out_dir: str | Path, config: CrystalConfig, source: dict[str, Any] | None = None) -> dict[str, Path]:
+def write_report(
+    analysis: CrystalAnalysis, out_dir: str | Path, config: CrystalConfig, source: dict[str, Any] | None = None
+) -> dict[str, Path]:
     """Write every output of a crystal analysis into ``out_dir``.
 
     Files: ``crystals.csv`` and ``crystals.parquet`` (one row per crystal), ``modal.csv`` /
@@ -82,11 +84,18 @@ def write_report(analysis: CrystalAnalysis, out_dir: str | Path, config: Crystal
     if analysis.calibrated is not None:
         cal = analysis.calibrated
         variable = cal.calibration.variable
-        paths["calibration_json"] = _write_json(out / "calibration.json", {**cal.calibration.to_dict(), "points": _records(cal.points)})
+        paths["calibration_json"] = _write_json(
+            out / "calibration.json", {**cal.calibration.to_dict(), "points": _records(cal.points)}
+        )
         paths["calibration_points_csv"] = out / "calibration_points.csv"
         cal.points.to_csv(paths["calibration_points_csv"], index=False)
         paths["composition_map"] = out / f"composition_{variable}.tif"
         tifffile.imwrite(paths["composition_map"], cal.composition_map.astype(np.float32), compression="zlib")
-        summary["calibration"] = {"variable": variable, "mineral": cal.calibration.mineral, "points": cal.calibration.n, "residual_sd": cal.calibration.residual_sd}
+        summary["calibration"] = {
+            "variable": variable,
+            "mineral": cal.calibration.mineral,
+            "points": cal.calibration.n,
+            "residual_sd": cal.calibration.residual_sd,
+        }
     paths["summary_json"] = _write_json(out / "summary.json", summary)
     return paths

@@ -22,7 +22,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
-def size_distribution(table: pd.DataFrame, field_shape: tuple[int, int], labelled_px: int, bins_per_decade: int = 5) -> pd.DataFrame:
+def size_distribution(
+    table: pd.DataFrame, field_shape: tuple[int, int], labelled_px: int, bins_per_decade: int = 5
+) -> pd.DataFrame:
     """CSD per mineral and for all crystals together.
 
     Args:
@@ -49,12 +51,26 @@ def size_distribution(table: pd.DataFrame, field_shape: tuple[int, int], labelle
     inner = ~table["touches_border"].to_numpy() & (box_h < h) & (box_w < w)
     weight = np.where(inner, h * w / np.maximum((h - box_h) * (w - box_w), 1.0), 0.0)
     if len(size) == 0:
-        return pd.DataFrame(columns=["class_name", "bin_low", "bin_high", "bin_centre", "count", "count_cut_by_edge", "number_per_area", "population_density", "unit"])
+        return pd.DataFrame(
+            columns=[
+                "class_name",
+                "bin_low",
+                "bin_high",
+                "bin_centre",
+                "count",
+                "count_cut_by_edge",
+                "number_per_area",
+                "population_density",
+                "unit",
+            ]
+        )
     lo = np.floor(np.log10(max(size.min(), 1e-3)) * bins_per_decade)
     hi = np.ceil(np.log10(size.max()) * bins_per_decade + 1e-9)
     edges = 10.0 ** (np.arange(lo, max(hi, lo + 1) + 1) / bins_per_decade)
     which = np.clip(np.searchsorted(edges, size, side="right") - 1, 0, len(edges) - 2)
-    groups = [("all", np.ones(len(table), bool))] + [(name, (table["class_name"] == name).to_numpy()) for name in table["class_name"].unique()]
+    groups = [("all", np.ones(len(table), bool))] + [
+        (name, (table["class_name"] == name).to_numpy()) for name in table["class_name"].unique()
+    ]
     unit = "um" if microns else "px"
     frames = []
     for name, rows in groups:
@@ -80,10 +96,14 @@ def plot_size_distribution(csd: pd.DataFrame, path: str | Path) -> Path:
     for name, group in csd.groupby("class_name", sort=False):
         shown = group[group["number_per_area"] > 0]
         if len(shown):
-            ax.plot(shown["bin_centre"], shown["number_per_area"], marker="o", lw=2.5 if name == "all" else 1.2, label=name)
+            ax.plot(
+                shown["bin_centre"], shown["number_per_area"], marker="o", lw=2.5 if name == "all" else 1.2, label=name
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("equivalent circular diameter (µm)" if unit == "um" else "equivalent circular diameter (px; pixel size unknown)")
+    ax.set_xlabel(
+        "equivalent circular diameter (µm)" if unit == "um" else "equivalent circular diameter (px; pixel size unknown)"
+    )
     ax.set_ylabel("crystals per mm² per bin" if unit == "um" else "crystals per Mpx per bin")
     ax.set_title("Crystal size distribution (edge-corrected)")
     ax.grid(True, which="both", alpha=0.3)

@@ -107,7 +107,9 @@ def classify_zoning(
     se = np.sqrt(levels.core.se**2 + levels.rim.se**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = delta / se
-    floor = max(config.zoning_noise_floor * levels.noise_sigma, _ROUNDING) if np.isfinite(levels.noise_sigma) else _ROUNDING
+    floor = (
+        max(config.zoning_noise_floor * levels.noise_sigma, _ROUNDING) if np.isfinite(levels.noise_sigma) else _ROUNDING
+    )
     threshold = np.maximum(config.zoning_sigma * se, floor)
     oscillations = count_oscillations(
         levels.profile.mean, levels.profile.se, np.full(len(delta), floor), config.oscillation_sigma

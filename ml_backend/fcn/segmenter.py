@@ -195,7 +195,9 @@ class FCNPredictor:
             return None
         import onnxruntime
 
-        name = f"{cache_key[:32]}-{self.runtime}-{CALIBRATION}-torch{torch.__version__}-ort{onnxruntime.__version__}.onnx"
+        name = (
+            f"{cache_key[:32]}-{self.runtime}-{CALIBRATION}-torch{torch.__version__}-ort{onnxruntime.__version__}.onnx"
+        )
         return self.onnx_cache / name.replace("+", "_")
 
     def predict_tiles(self, tiles: np.ndarray, intensity: IntensityRange) -> np.ndarray:
@@ -279,7 +281,16 @@ class FCNSegmenter(Segmenter):
         self.model_path = loaded.path
         self.version = f"fcn-{loaded.sha256[:12]}"
         self.predictor = FCNPredictor(
-            loaded.network, loaded.config, device, runtime, threads, batch_size, tile, overlap, halo, loaded.sha256,
+            loaded.network,
+            loaded.config,
+            device,
+            runtime,
+            threads,
+            batch_size,
+            tile,
+            overlap,
+            halo,
+            loaded.sha256,
             onnx_cache,
         )
         self._features: Callable[[np.ndarray], np.ndarray] | None = None

@@ -100,10 +100,14 @@ def fcn_options(workdir: Path, model: Path | None, arch: str | None, runtime: st
 
 
 @click.command("section")
-@click.option("--size", "sizes", help=f"Comma-separated sides in px [default: {CPU_SIZES} on cpu, {CUDA_SIZES} on cuda].")
+@click.option(
+    "--size", "sizes", help=f"Comma-separated sides in px [default: {CPU_SIZES} on cpu, {CUDA_SIZES} on cuda]."
+)
 @click.option("--method", default="unsupervised", show_default=True, help="Segmentation method.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out/section"), show_default=True)
+@click.option(
+    "--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out/section"), show_default=True
+)
 @click.option("--tile", type=int, default=2048, show_default=True, help="Mosaic TIFF tile (= synthetic section) side.")
 @click.option("--unique", type=int, default=16, show_default=True, help="Distinct synthetic sections per mosaic.")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="Processes drawing sections.")

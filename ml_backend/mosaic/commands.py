@@ -17,7 +17,9 @@ from ml_backend.synthetic import SynthConfig
 
 @click.command("segment")
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Mask: .tif (tiled) or .png (in memory only).")
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Mask: .tif (tiled) or .png (in memory only)."
+)
 @click.option("--method", default="unsupervised", show_default=True, help="Segmentation method.")
 @click.option(
     "--stream/--no-stream",
@@ -26,8 +28,18 @@ from ml_backend.synthetic import SynthConfig
 )
 @click.option("--stream-above", type=float, default=STREAM_ABOVE_PIXELS / 2**20, show_default=True, help="MPix.")
 @click.option("--pixel-size", type=float, help="Pixel size in µm when the image metadata has none.")
-@click.option("--sample", "sample_mpix", type=float, default=SAMPLE_PIXELS / 2**20, show_default=True, help="MPix the method is fitted on.")
-@click.option("--model-uri", help="fcn: weights folder or .safetensors file, models:/NAME@ALIAS or runs:/RUN/model (default: shipped).")
+@click.option(
+    "--sample",
+    "sample_mpix",
+    type=float,
+    default=SAMPLE_PIXELS / 2**20,
+    show_default=True,
+    help="MPix the method is fitted on.",
+)
+@click.option(
+    "--model-uri",
+    help="fcn: weights folder or .safetensors file, models:/NAME@ALIAS or runs:/RUN/model (default: shipped).",
+)
 @click.option("--device", default="auto", show_default=True, help="fcn: auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--n-clusters", type=int, help="unsupervised: number of clusters (default: 12, merged by naming).")
 @click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path), help="Your mineral catalogue TOML.")
@@ -88,7 +100,9 @@ def segment_command(
 @click.option("--unique", type=int, help="Draw only this many sections and reuse them rotated (benchmarks).")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), help="Also write the true class mosaic here.")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="Processes drawing sections.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="TOML/JSON SynthConfig overrides.")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="TOML/JSON SynthConfig overrides."
+)
 @click.pass_context
 def synth_mosaic_command(
     ctx: click.Context,

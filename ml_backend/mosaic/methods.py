@@ -133,7 +133,9 @@ def method_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def prepare_method(name: str, catalogue: Catalogue, sample: np.ndarray, device: str = "cpu", **options: Any) -> SectionModel:
+def prepare_method(
+    name: str, catalogue: Catalogue, sample: np.ndarray, device: str = "cpu", **options: Any
+) -> SectionModel:
     """The method ``name`` prepared on ``sample`` (a representative sample of the section) for ``device``.
 
     Raises:

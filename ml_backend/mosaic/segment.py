@@ -50,7 +50,12 @@ def prepare_section(
 
 
 def write_section_mask(
-    reader: MosaicReader, model: SectionModel, out: str | Path, catalogue: Catalogue, method: str, progress: bool = False
+    reader: MosaicReader,
+    model: SectionModel,
+    out: str | Path,
+    catalogue: Catalogue,
+    method: str,
+    progress: bool = False,
 ) -> tuple[Path, Path]:
     """Read, predict and blend the section window by window into a tiled TIFF mask with sidecar."""
     rows = section_windows(reader.shape, model.tile, model.overlap)

@@ -34,7 +34,9 @@ _BIGTIFF_BYTES = 2**31
 def mosaic_config(config: SynthConfig, seed: int) -> SynthConfig:
     """``config`` with the acquisition ranges fixed to one value drawn with ``seed`` (one session)."""
     rng = np.random.default_rng([seed, 0x6D6F73])
-    return replace(config, **{name: (v, v) for name in _ACQUISITION for v in [float(rng.uniform(*getattr(config, name)))]})
+    return replace(
+        config, **{name: (v, v) for name in _ACQUISITION for v in [float(rng.uniform(*getattr(config, name)))]}
+    )
 
 
 def _section(args: tuple[int, int, SynthConfig, Catalogue]) -> tuple[np.ndarray, np.ndarray]:

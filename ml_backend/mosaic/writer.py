@@ -134,7 +134,8 @@ def write_mask_tiff(
         partial.unlink(missing_ok=True)
         raise
     partial.replace(path)
-    side = path.with_suffix(".json")  # ml_backend.masks.sidecar_path's rule; masks needs imagecodecs, the GPU path lacks it
+    side = path.with_suffix(
+        ".json"
+    )  # ml_backend.masks.sidecar_path's rule; masks needs imagecodecs, the GPU path lacks it
     side.write_text(text + "\n", encoding="utf-8")
     return path, side
-

@@ -36,7 +36,9 @@ def get_segmenter_class(name: str) -> type[Segmenter]:
     try:
         module, _, attribute = _REGISTRY[name].partition(":")
     except KeyError:
-        raise ValueError(f"unknown segmentation method {name!r}; valid methods: {', '.join(segmenter_names())}") from None
+        raise ValueError(
+            f"unknown segmentation method {name!r}; valid methods: {', '.join(segmenter_names())}"
+        ) from None
     return getattr(import_module(module), attribute)
 
 

@@ -84,7 +84,9 @@ def measure(image: np.ndarray, workdir: Path, options: dict) -> dict:
 
 
 @click.command("segment")
-@click.option("--sizes", default="1,2,4", show_default=True, help="Image sides in multiples of 1024 px (1,2,4 = 1, 4, 16 MPix).")
+@click.option(
+    "--sizes", default="1,2,4", show_default=True, help="Image sides in multiples of 1024 px (1,2,4 = 1, 4, 16 MPix)."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic section.")
 @click.option("--n-clusters", type=int, help="Number of clusters (default: 12, merged by naming).")
 def segment_bench(sizes: str, seed: int, n_clusters: int | None) -> None:

@@ -20,9 +20,8 @@ not made worse by a forest fitted on one or two tiles (:class:`PixelClassifier`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -204,9 +203,7 @@ class PixelClassifier:
         self.keep = keep  # classes that keep the base model's probability (never seen in the labels)
 
     @classmethod
-    def fit(
-        cls, samples: PixelSamples, n_classes: int, config: FastLearnerConfig | None = None
-    ) -> PixelClassifier:
+    def fit(cls, samples: PixelSamples, n_classes: int, config: FastLearnerConfig | None = None) -> PixelClassifier:
         """Fit on ``samples`` (classes are catalogue indices below ``n_classes``).
 
         Raises:
@@ -335,7 +332,9 @@ def stack_weights(
         grad[2:] += 2 * _BIAS_L2 * theta[2:]
         return value, grad
 
-    bounds = [(0.0, 5.0), (0.0, 5.0)] + [(0.0, 0.0) if c in set(np.asarray(fixed_bias).tolist()) else (-5.0, 5.0) for c in range(n_classes)]
+    bounds = [(0.0, 5.0), (0.0, 5.0)] + [
+        (0.0, 0.0) if c in set(np.asarray(fixed_bias).tolist()) else (-5.0, 5.0) for c in range(n_classes)
+    ]
     return minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds).x
 
 

@@ -128,7 +128,10 @@ class UnsupervisedConfig:
             raise ValueError("sample_pixels must be >= 100 and sample_window >= 16")
         if self.tile < 64 or not 0 <= self.overlap < self.tile:
             raise ValueError(f"need tile >= 64 and 0 <= overlap < tile, got tile {self.tile}, overlap {self.overlap}")
-        if not 1.0 <= self.texture_ratio[0] < self.texture_ratio[1] or not 0.0 <= self.coverage_range[0] < self.coverage_range[1]:
+        if (
+            not 1.0 <= self.texture_ratio[0] < self.texture_ratio[1]
+            or not 0.0 <= self.coverage_range[0] < self.coverage_range[1]
+        ):
             raise ValueError(
                 "need 1 <= texture_ratio[0] < texture_ratio[1] and 0 <= coverage_range[0] < coverage_range[1], "
                 f"got {self.texture_ratio}, {self.coverage_range}"
@@ -141,7 +144,9 @@ class UnsupervisedConfig:
     @property
     def halo(self) -> int:
         """Context (px) a pixel's result needs: the widest chain of feature kernels, then the smoothing."""
-        features = max(kernel_radius(self.sigma_grey), roughness_reach(self.sigma_gradient, self.sigma_tensor, self.sigma_region))
+        features = max(
+            kernel_radius(self.sigma_grey), roughness_reach(self.sigma_gradient, self.sigma_tensor, self.sigma_region)
+        )
         return features + self.smooth_iterations * kernel_radius(self.smooth_sigma)
 
 
@@ -218,7 +223,9 @@ class Mixture:
             precision = chol @ chol.T
             m = self.means[k].astype(np.float64) - self.center
             quadratic = [
-                -0.5 * precision[i, j] * (1.0 if i == j else 2.0) for i in range(n_features) for j in range(i, n_features)
+                -0.5 * precision[i, j] * (1.0 if i == j else 2.0)
+                for i in range(n_features)
+                for j in range(i, n_features)
             ]
             constant = -0.5 * m @ precision @ m + np.log(max(self.weights[k], 1e-12)) + self.log_det[k]
             rows.append([*quadratic, *(precision @ m), constant])
@@ -382,7 +389,9 @@ def name_clusters(stats: ClusterStats, catalogue: Catalogue, config: Unsupervise
     scale2 = stats.spread[:, None] ** 2 + config.brightness_tolerance**2
     weight = (n_clusters * stats.area / max(stats.area.sum(), 1e-12))[:, None] ** config.area_exponent
     b = stats.brightness
-    cluster_pairs = [(p, q) for p in range(n_clusters) for q in range(n_clusters) if b[q] - b[p] > config.brightness_tolerance]
+    cluster_pairs = [
+        (p, q) for p in range(n_clusters) for q in range(n_clusters) if b[q] - b[p] > config.brightness_tolerance
+    ]
     class_pairs = [(i, j) for i in range(len(u)) for j in range(len(u)) if u[j] - u[i] >= config.anchor_gap]
     if not cluster_pairs:  # one grey level: the brightness scale is unknown, name it by texture alone
         cluster_pairs, class_pairs = [(int(np.argmin(b)), None)], [(i, None) for i in range(len(u))]
@@ -537,7 +546,9 @@ class UnsupervisedSegmenter(Segmenter):
         """uint8 (H, W) class indices, holding probabilities for one band of tiles at a time."""
         return self.predict_with(self.fit(image), image, progress, labels=True)
 
-    def predict_with(self, model: FittedModel, image: np.ndarray, progress: bool = False, labels: bool = False) -> np.ndarray:
+    def predict_with(
+        self, model: FittedModel, image: np.ndarray, progress: bool = False, labels: bool = False
+    ) -> np.ndarray:
         """Apply a model from :meth:`fit` to ``image``, tile by tile.
 
         Returns:

@@ -13,7 +13,13 @@ from ml_backend.synthetic.section import generate_section
 
 @click.command("synth")
 @click.option(
-    "--size", "sizes", type=int, multiple=True, default=(512, 1024, 2048), show_default=True, help="Side lengths (repeat)."
+    "--size",
+    "sizes",
+    type=int,
+    multiple=True,
+    default=(512, 1024, 2048),
+    show_default=True,
+    help="Side lengths (repeat).",
 )
 @click.option("--repeat", type=int, default=3, show_default=True, help="Sections per size (seeds 0..repeat-1).")
 def synth_bench(sizes: tuple[int, ...], repeat: int) -> None:

@@ -99,18 +99,29 @@ class SynthConfig:
                 raise ValueError(f"synthetic config: {spec.name} must not be negative, got {value!r}")
             if spec.name.endswith("_weights"):
                 if len(values) != 3 or sum(values) <= 0:
-                    raise ValueError(f"synthetic config: {spec.name} needs 3 weights (normal, reverse, unzoned), got {value!r}")
+                    raise ValueError(
+                        f"synthetic config: {spec.name} needs 3 weights (normal, reverse, unzoned), got {value!r}"
+                    )
             elif isinstance(value, tuple) and (len(values) != 2 or values[0] > values[1]):
-                raise ValueError(f"synthetic config: {spec.name} must be a (low, high) range with low <= high, got {value!r}")
+                raise ValueError(
+                    f"synthetic config: {spec.name} must be a (low, high) range with low <= high, got {value!r}"
+                )
         for name in ("pixel_size_um", "gain_dn", "dose_electrons"):
             if getattr(self, name)[0] <= 0:
                 raise ValueError(f"synthetic config: {name} must be positive, got {getattr(self, name)!r}")
-        for name in ("cluster_probability", "max_overlap", "oxide_inclusion_probability", "max_crystal_fraction_of_field"):
+        for name in (
+            "cluster_probability",
+            "max_overlap",
+            "oxide_inclusion_probability",
+            "max_crystal_fraction_of_field",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"synthetic config: {name} must lie in [0, 1], got {getattr(self, name)!r}")
         total = sum(getattr(self, n)[1] for n in _PHASE_FRACTIONS)
         if total >= 1:
-            raise ValueError(f"synthetic config: the upper phase and vesicle fractions sum to {total:.2f}; keep them below 1")
+            raise ValueError(
+                f"synthetic config: the upper phase and vesicle fractions sum to {total:.2f}; keep them below 1"
+            )
 
     @classmethod
     def ideal(cls, **overrides: Any) -> SynthConfig:
@@ -135,7 +146,9 @@ class SynthConfig:
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - valid)
         if unknown:
-            raise ValueError(f"{source}: unknown synthetic config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
+            raise ValueError(
+                f"{source}: unknown synthetic config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
+            )
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         try:
             return cls(**values)
@@ -170,4 +183,10 @@ class SynthConfig:
         return cls.from_dict(data, source=str(path))
 
 
-_PHASE_FRACTIONS = ("olivine_fraction", "plagioclase_fraction", "clinopyroxene_fraction", "oxide_fraction", "vesicle_fraction")
+_PHASE_FRACTIONS = (
+    "olivine_fraction",
+    "plagioclase_fraction",
+    "clinopyroxene_fraction",
+    "oxide_fraction",
+    "vesicle_fraction",
+)

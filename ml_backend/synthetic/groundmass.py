@@ -78,7 +78,13 @@ def paint_groundmass(
     plan = (
         (PLAGIOCLASE, rng.uniform(*config.microlite_fraction), micro, config.microlite_aspect, kappa),
         (PYROXENE, rng.uniform(*config.pyroxene_speck_fraction), speck, (1.0, 2.5), 0.0),
-        (OXIDE, rng.uniform(*config.oxide_speck_fraction), (speck[0], speck[1] * 0.6 + speck[0] * 0.4), (1.0, 1.5), 0.0),
+        (
+            OXIDE,
+            rng.uniform(*config.oxide_speck_fraction),
+            (speck[0], speck[1] * 0.6 + speck[0] * 0.4),
+            (1.0, 1.5),
+            0.0,
+        ),
     )
     for code, fraction, lengths, aspect, k in plan:
         codes.ravel()[_laths(rng, area, fraction, lengths, aspect, shape, flow, k)] = code

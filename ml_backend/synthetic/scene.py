@@ -179,14 +179,18 @@ class _Painter:
             else:
                 core = rim = rng.uniform(*c.olivine_fo_unzoned)
         else:
-            zoning = ZONINGS[rng.choice(3, p=np.array(c.plagioclase_zoning_weights) / sum(c.plagioclase_zoning_weights))]
+            zoning = ZONINGS[
+                rng.choice(3, p=np.array(c.plagioclase_zoning_weights) / sum(c.plagioclase_zoning_weights))
+            ]
             core = rng.uniform(*c.plagioclase_core_an)
             delta = rng.uniform(*c.plagioclase_zoning_delta_an)
             rim = core - delta if zoning == "normal" else core + delta if zoning == "reverse" else core
         return zoning, float(np.clip(core, lo, hi)), float(np.clip(rim, lo, hi))
 
     # --- crystals ------------------------------------------------------------------
-    def _sizes(self, rng: np.random.Generator, role: str, target_um2: float, bounds: tuple[float, float]) -> list[float]:
+    def _sizes(
+        self, rng: np.random.Generator, role: str, target_um2: float, bounds: tuple[float, float]
+    ) -> list[float]:
         """Log-uniform sizes (µm) whose areas add up to the target; none overshoots it by much."""
         per_d2 = 0.2 if role == "Plagioclase" else np.pi / 4.0  # area / size^2 (laths: aspect ~5)
         sizes, total = [], 0.0
@@ -284,7 +288,9 @@ class _Painter:
                     continue
                 canvas, local = window
                 inside = fp.mask[local]
-                middle = shapes.Footprint(core.mask, core.row + int(centre[0]), core.col + int(centre[1])).clipped(self.shape)
+                middle = shapes.Footprint(core.mask, core.row + int(centre[0]), core.col + int(centre[1])).clipped(
+                    self.shape
+                )
                 if middle is not None and np.count_nonzero(self.instances[middle[0]][core.mask[middle[1]]]):
                     continue
                 if np.count_nonzero(self.instances[canvas][inside]) <= 0.15 * max(int(inside.sum()), 1):
@@ -363,9 +369,13 @@ def build_scene(
 
     plag = catalogue.classes[roles["Plagioclase"]].solid_solution if "Plagioclase" in roles else None
     plag_eta = (
-        plag.eta_at(float(rngs["groundmass"].uniform(plag.range[0], 0.5 * sum(plag.range)))) if plag else eta_of("Plagioclase")
+        plag.eta_at(float(rngs["groundmass"].uniform(plag.range[0], 0.5 * sum(plag.range))))
+        if plag
+        else eta_of("Plagioclase")
     )
-    etas = GroundmassEtas(eta_of("Groundmass"), plag_eta, eta_of("Clinopyroxene"), eta_of("Fe-Ti oxide"), eta_of("Epoxy"))
+    etas = GroundmassEtas(
+        eta_of("Groundmass"), plag_eta, eta_of("Clinopyroxene"), eta_of("Fe-Ti oxide"), eta_of("Epoxy")
+    )
     painter.eta, realised = paint_groundmass(shape, pixel_size_um, etas, config, rngs["groundmass"])
     painter.add_crystals(rngs["crystals"])
     painter.add_vesicles(rngs["vesicles"])

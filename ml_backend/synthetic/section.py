@@ -143,7 +143,9 @@ def generate_section(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     config = config or SynthConfig()
     catalogue = catalogue or _default_catalogue()
-    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(len(_STREAMS)))))
+    rngs = dict(
+        zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(len(_STREAMS))))
+    )
     pixel_size = float(rngs["acquisition"].uniform(*config.pixel_size_um))
     params = detector_params(config, rngs["acquisition"])
     scene = build_scene(shape, pixel_size, config, catalogue, rngs)

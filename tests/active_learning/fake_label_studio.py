@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class FakeLabelStudio:
     # -- building the world --------------------------------------------------------------
 
     def now(self) -> str:
-        moment = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=next(self._tick))
+        moment = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(self._tick))
         return moment.isoformat().replace("+00:00", "Z")
 
     def add_project(self, label_config: str = MINERALS_XML, backend_version: str | None = "model-1") -> int:

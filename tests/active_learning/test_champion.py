@@ -77,7 +77,9 @@ def test_false_promotion_rate_is_near_alpha_at_the_margin():
 
 
 def test_registry_uses_the_test_when_both_have_per_tile_results(tmp_path):
-    settings = Settings(_env_file=None, model_name=f"test-{uuid.uuid4().hex[:10]}", data_dir=tmp_path, mlflow_tracking_uri=None)
+    settings = Settings(
+        _env_file=None, model_name=f"test-{uuid.uuid4().hex[:10]}", data_dir=tmp_path, mlflow_tracking_uri=None
+    )
     registry = ModelRegistry.from_settings(settings)
     tiles = {f"t{i}": 0.5 + 0.01 * (i % 4) for i in range(16)}
     v1, _, _ = log_version(settings, 1)
@@ -95,7 +97,9 @@ def test_registry_uses_the_test_when_both_have_per_tile_results(tmp_path):
 
 
 def test_every_second_held_out_task_only_judges_champions():
-    history = [HarvestRecord(annotation_id=i, updated_at="x", project_id=1, task_id=100 + i, kind=LABEL) for i in range(30)]
+    history = [
+        HarvestRecord(annotation_id=i, updated_at="x", project_id=1, task_id=100 + i, kind=LABEL) for i in range(30)
+    ]
     held = held_out_tasks(history)
     judges = champion_tasks(history)
     assert held == {100, 105, 110, 115, 120, 125}

@@ -20,7 +20,9 @@ def _crystal(region_id, points, mineral, population=None, zoning=None):
             "value": {"points": points, "polygonlabels": [mineral], "closed": True}}]  # fmt: skip
     for name, choice in (("population", population), ("zoning", zoning)):
         if choice:
-            out.append({**common, "from_name": name, "type": "choices", "value": {"points": points, "choices": [choice]}})
+            out.append(
+                {**common, "from_name": name, "type": "choices", "value": {"points": points, "choices": [choice]}}
+            )
     return out
 
 
@@ -53,7 +55,9 @@ def test_review_statistics():
     )
     final = (
         _crystal("c1", SQUARE, "Olivine", "Phenocryst", "Reverse")  # zoning corrected
-        + _crystal("c2", [[70, 10], [95, 10], [95, 35]], "Clinopyroxene", "Microlite", "Unzoned")  # reshaped + relabelled
+        + _crystal(
+            "c2", [[70, 10], [95, 10], [95, 35]], "Clinopyroxene", "Microlite", "Unzoned"
+        )  # reshaped + relabelled
         + _crystal("new", [[40, 70], [60, 70], [60, 90]], "Olivine", "Microlite")  # drawn by the expert; c3 deleted
     )
     changes = crystal_changes(predicted, final, CRYSTALS)

@@ -43,7 +43,9 @@ def decoded(prediction: dict) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def backend(label_studio, tmp_path_factory):
-    with running_backend(label_studio, tmp_path_factory.mktemp("fast-backend"), SCRAIBER_MODEL_POLL_SECONDS="1") as backend:
+    with running_backend(
+        label_studio, tmp_path_factory.mktemp("fast-backend"), SCRAIBER_MODEL_POLL_SECONDS="1"
+    ) as backend:
         yield backend
 
 

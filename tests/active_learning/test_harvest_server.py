@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import queue
-from collections import Counter
 import signal
 import threading
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,9 @@ SIZE = 96
 def backend(label_studio, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("harvest-backend")
     # only the reconciliation round at each start
-    with running_backend(label_studio, data_dir, SCRAIBER_WEB_WORKERS="2", SCRAIBER_RECONCILE_SECONDS="3600") as backend:
+    with running_backend(
+        label_studio, data_dir, SCRAIBER_WEB_WORKERS="2", SCRAIBER_RECONCILE_SECONDS="3600"
+    ) as backend:
         yield backend
 
 
@@ -293,8 +295,10 @@ def test_sigkill_in_a_burst_loses_nothing_and_duplicates_nothing(backend):
     assert all(o in ("stored", "duplicate") for o in resent.values()), resent
     events = backend.events()
     backend.wait(
-        lambda: (s := backend.status())["queue_depth"] == 0
-        and s["events_processed"] + s["events_failed"] == s["events_received"],
+        lambda: (
+            (s := backend.status())["queue_depth"] == 0
+            and s["events_processed"] + s["events_failed"] == s["events_received"]
+        ),
         180,
         "the worker to drain the log",
     )

@@ -36,7 +36,9 @@ def register_shipped_champion(settings: Settings) -> tuple[int, str]:
     return version, run.run_id
 
 
-def test_champion_loads_and_predicts_through_mlflows_own_api(backend: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_champion_loads_and_predicts_through_mlflows_own_api(
+    backend: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     settings = Settings(_env_file=None, model_name=f"pyfunc-{uuid.uuid4().hex[:8]}", **backend)
     version, run_id = register_shipped_champion(settings)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.resolved_mlflow_uri)
@@ -47,7 +49,9 @@ def test_champion_loads_and_predicts_through_mlflows_own_api(backend: dict, monk
     expected = FCNSegmenter(load_catalogue(), runtime="eager", device="cpu").segment(image)
     assert mask.dtype == np.uint8 and mask.shape == image.shape
     assert np.array_equal(mask, expected) and len(np.unique(mask)) >= 3
-    assert model.metadata.get_input_schema().to_dict() == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, -1)}}]
+    assert model.metadata.get_input_schema().to_dict() == [
+        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, -1)}}
+    ]
     with pytest.raises(MlflowException, match="dtype of input uint16 does not match expected dtype float32"):
         model.predict(image)
 
@@ -60,4 +64,6 @@ def test_champion_loads_and_predicts_through_mlflows_own_api(backend: dict, monk
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".pt", ".pth", ".ckpt"))]
     # the backend's own path is unchanged: the registry hands out the weights folder
     weights = ModelRegistry.from_settings(settings).download_model(version)
-    assert (weights / WEIGHTS_FILE).is_file() and load_fcn(weights).sha256 == load_fcn(shipped_model_path(load_catalogue())).sha256
+    assert (weights / WEIGHTS_FILE).is_file() and load_fcn(weights).sha256 == load_fcn(
+        shipped_model_path(load_catalogue())
+    ).sha256

@@ -62,7 +62,13 @@ def test_image_installs_the_pinned_cuda_torch_and_the_training_stack():
     assert commands[0].startswith("FROM python:3.11")
     pip = [c for c in commands if "pip install" in c and "--upgrade pip" not in c]
     assert "torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu" in pip[0]
-    for package in ("segmentation-models-pytorch==0.6.0", "'mlflow>=3.17,<3.18'", "boto3", "pydantic-settings", "periodictable"):
+    for package in (
+        "segmentation-models-pytorch==0.6.0",
+        "'mlflow>=3.17,<3.18'",
+        "boto3",
+        "pydantic-settings",
+        "periodictable",
+    ):
         assert package in pip[1], package
     raw = synchronizer._translate_in(modal_app.image)
     assert raw._added_python_source_set == {"label_config", "ml_backend", "active_learning"}

@@ -47,7 +47,9 @@ def test_top_k_entropy_separates_tiles_mean_entropy_does_not():
     small_uncertain = _probs(90, 10)  # 10 % of the pixels uniform
     image = np.zeros((1, 100))
     assert create_scorer("entropy").score(image, Fixed(small_uncertain)) == pytest.approx(0.1, abs=1e-6)
-    assert create_scorer("top-k-entropy", fraction=0.1).score(image, Fixed(small_uncertain)) == pytest.approx(1.0, abs=1e-6)
+    assert create_scorer("top-k-entropy", fraction=0.1).score(image, Fixed(small_uncertain)) == pytest.approx(
+        1.0, abs=1e-6
+    )
 
 
 def test_class_weighted_entropy_weights_rare_predicted_classes():

@@ -50,7 +50,10 @@ def backend(label_studio, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("cycle-backend")
     (data_dir / "tiny.toml").write_text(TINY)
     with running_backend(  # the fast learner would re-predict too: this test is about the FCN cycle alone
-        label_studio, data_dir, SCRAIBER_RETRAIN_CONFIG=str(data_dir / "tiny.toml"), SCRAIBER_MODEL_POLL_SECONDS="1",
+        label_studio,
+        data_dir,
+        SCRAIBER_RETRAIN_CONFIG=str(data_dir / "tiny.toml"),
+        SCRAIBER_MODEL_POLL_SECONDS="1",
         SCRAIBER_FAST_LEARNER="false",
     ) as backend:
         yield backend

@@ -23,7 +23,9 @@ def _cycle(tmp_path, **settings) -> RetrainCycle:
 
 
 def _label(cycle: RetrainCycle, annotation_id: int, kind: str = LABEL) -> None:
-    cycle.harvests.add(HarvestRecord(annotation_id, f"2026-11-27T10:00:0{annotation_id}Z", 1, 100 + annotation_id, kind))
+    cycle.harvests.add(
+        HarvestRecord(annotation_id, f"2026-11-27T10:00:0{annotation_id}Z", 1, 100 + annotation_id, kind)
+    )
 
 
 def test_nothing_is_due_by_default(tmp_path):

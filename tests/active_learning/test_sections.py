@@ -91,7 +91,11 @@ def test_upload_ingest_and_stitch_round_trip(label_studio, section, tmp_path):
     data = tasks[(244, 344)]["data"]
     assert data["tile"] == {"x": 344, "y": 244, "width": 256, "height": 256, "overlap": 32, "row": 2, "col": 2}
     assert data["pixel_size_um"] == pytest.approx(pixel_size)
-    assert data["mosaic"]["name"] == "section.tif" and data["mosaic"]["width"] == WIDTH and len(data["mosaic"]["sha256"]) == 64
+    assert (
+        data["mosaic"]["name"] == "section.tif"
+        and data["mosaic"]["width"] == WIDTH
+        and len(data["mosaic"]["sha256"]) == 64
+    )
     assert data["image"].startswith("/data/upload/")
     png = imagecodecs.png_decode(client.download(data["image"], max_bytes=2**22))
     assert png.dtype == np.uint16  # 16-bit tiles stay 16-bit
@@ -113,7 +117,11 @@ def test_upload_ingest_and_stitch_round_trip(label_studio, section, tmp_path):
     np.testing.assert_array_equal(mask[covered], truth[covered])
     assert (~covered).sum() == 224 * 224 and (mask[~covered] == IGNORE_INDEX).all()
     sidecar = json.loads(side.read_text())
-    assert sidecar["stitched_from"] == "annotations" and sidecar["pixel_size_um"] == pytest.approx(pixel_size) and sidecar["shape"] == [HEIGHT, WIDTH]
+    assert (
+        sidecar["stitched_from"] == "annotations"
+        and sidecar["pixel_size_um"] == pytest.approx(pixel_size)
+        and sidecar["shape"] == [HEIGHT, WIDTH]
+    )
 
     both = tifffile.imread(Stitcher(client, project_id, CATALOGUE, "both").write(tmp_path / "both.tif")[0])
     np.testing.assert_array_equal(both[covered], truth[covered])  # annotations beat predictions in overlaps
@@ -122,7 +130,9 @@ def test_upload_ingest_and_stitch_round_trip(label_studio, section, tmp_path):
     runner = CliRunner()
     settings = Settings(label_studio_url=label_studio.url, label_studio_api_key=label_studio.api_key)
     out = tmp_path / "cli.tif"
-    answer = runner.invoke(main, ["stitch", "--project", str(project_id), "--out", str(out)], obj={"settings": settings})
+    answer = runner.invoke(
+        main, ["stitch", "--project", str(project_id), "--out", str(out)], obj={"settings": settings}
+    )
     assert answer.exit_code == 0, answer.output
     assert "8 of 9 tiles labelled" in answer.output
     np.testing.assert_array_equal(tifffile.imread(out), mask)

@@ -19,8 +19,8 @@ from active_learning.simulated_expert import (
 from label_config import load_catalogue
 from label_config.catalogue import IGNORE_INDEX
 from label_config.generate import CONFIG_DIR
-from ml_backend.predictor import brush_results
 from ml_backend.label_map import control_target
+from ml_backend.predictor import brush_results
 from ml_backend.synthetic import generate_section, write_section
 
 CATALOGUE = load_catalogue()
@@ -46,26 +46,51 @@ def test_largest_error_first_within_budget():
     assert (done.regions, done.pixels, done.out_of_budget, done.seconds) == (2, 45, 1, 59.0)
     assert (done.classes[truth == 2] == 2).all() and (done.classes[truth == 3] == 3).all()
     assert (done.classes[2:8, 8] == 2).all()  # the wrong column is left: out of budget
-    tight = correct(start, truth, ExpertConfig(min_region=1, boundary_tolerance=0, budget_seconds=47, **NO_NOISE), np.random.default_rng(0))
+    tight = correct(
+        start,
+        truth,
+        ExpertConfig(min_region=1, boundary_tolerance=0, budget_seconds=47, **NO_NOISE),
+        np.random.default_rng(0),
+    )
     assert (tight.regions, tight.out_of_budget) == (0, 3)  # the largest region does not fit: the expert stops
     assert (tight.classes == start).all()
 
 
 def test_boundary_tolerance_and_minimum_region():
     truth, start = field()
-    tolerant = correct(start, truth, ExpertConfig(min_region=1, boundary_tolerance=1, budget_seconds=1e6, **NO_NOISE), np.random.default_rng(0))
+    tolerant = correct(
+        start,
+        truth,
+        ExpertConfig(min_region=1, boundary_tolerance=1, budget_seconds=1e6, **NO_NOISE),
+        np.random.default_rng(0),
+    )
     assert (tolerant.classes[2:8, 8] == 2).all()  # error touching the true boundary: left as predicted
     assert (tolerant.regions, tolerant.pixels) == (2, 16 + 1)  # block interiors without their outer ring
     assert (tolerant.classes[3:7, 3:7] == 2).all() and tolerant.classes[13, 13] == 3
-    big_only = correct(start, truth, ExpertConfig(min_region=10, boundary_tolerance=0, budget_seconds=1e6, **NO_NOISE), np.random.default_rng(0))
+    big_only = correct(
+        start,
+        truth,
+        ExpertConfig(min_region=10, boundary_tolerance=0, budget_seconds=1e6, **NO_NOISE),
+        np.random.default_rng(0),
+    )
     assert big_only.regions == 1 and (big_only.classes[truth == 3] == 1).all()
 
 
 def test_explicit_mode_paints_the_truth_from_scratch():
     truth, start = field()
-    done = correct(start, truth, ExpertConfig(mode="explicit", min_region=1, budget_seconds=1e6, **NO_NOISE), np.random.default_rng(0))
+    done = correct(
+        start,
+        truth,
+        ExpertConfig(mode="explicit", min_region=1, budget_seconds=1e6, **NO_NOISE),
+        np.random.default_rng(0),
+    )
     assert (done.classes == truth).all() and done.regions == 3 and done.pixels == 400
-    partial = correct(start, truth, ExpertConfig(mode="explicit", min_region=1, budget_seconds=10 + 2 + 355, **NO_NOISE), np.random.default_rng(0))
+    partial = correct(
+        start,
+        truth,
+        ExpertConfig(mode="explicit", min_region=1, budget_seconds=10 + 2 + 355, **NO_NOISE),
+        np.random.default_rng(0),
+    )
     assert partial.regions == 1 and (partial.classes[truth == 3] == IGNORE_INDEX).all()
 
 
@@ -121,7 +146,9 @@ def fields(tmp_path_factory):
         write_section(section, folder / "truth", f"field-{seed}")
         image = folder / f"field-{seed}.png"
         Image.fromarray(section.image).save(image)
-        predicted = np.where(section.classes == CATALOGUE.index_of("Plagioclase"), CATALOGUE.index_of("Groundmass"), section.classes)
+        predicted = np.where(
+            section.classes == CATALOGUE.index_of("Plagioclase"), CATALOGUE.index_of("Groundmass"), section.classes
+        )
         yy, xx = np.mgrid[:192, :192]
         predicted[(yy - 60) ** 2 + (xx - 120) ** 2 < 400] = CATALOGUE.index_of("Olivine")
         out.append((image, section.classes, predicted.astype(np.uint8), score))
@@ -168,7 +195,7 @@ def test_simulated_expert_against_label_studio(label_studio, fields):
     task_ids, prediction_ids, submissions, annotations = runs[0]
     by_score = [task_ids[i] for i in np.argsort([-score for *_, score in items])]
     assert [s.task_id for s in submissions] == by_score  # highest prediction score first
-    for (image, truth_map, predicted, _), task_id in zip(items, task_ids):
+    for (_, truth_map, predicted, _), task_id in zip(items, task_ids):
         annotation = annotations[task_id]
         submission = next(s for s in submissions if s.task_id == task_id)
         assert annotation["parent_prediction"] == prediction_ids[task_id] == submission.prediction_id
@@ -191,7 +218,9 @@ def test_simulated_expert_against_label_studio(label_studio, fields):
 def test_simulated_expert_skips_with_probability_one(label_studio, fields):
     folder, _ = fields
     project_id, task_ids, prediction_ids = _project(label_studio, fields, "Simulated expert skips")
-    expert = SimulatedExpert(label_studio.client, project_id, TruthLookup(folder / "truth"), ExpertConfig(skip_probability=1.0))
+    expert = SimulatedExpert(
+        label_studio.client, project_id, TruthLookup(folder / "truth"), ExpertConfig(skip_probability=1.0)
+    )
     submissions = expert.run(max_tasks=2)
     assert [s.skipped for s in submissions] == [True, True]
     for submission in submissions:
@@ -212,8 +241,12 @@ def test_tasks_without_ground_truth_are_left_to_people(label_studio, fields, tmp
     partial = tmp_path / "truth"
     partial.mkdir()
     for seed, _ in SEEDS_AND_SCORES[:2]:
-        (partial / f"field-{seed}_classes.png").write_bytes((folder / "truth" / f"field-{seed}_classes.png").read_bytes())
-    expert = SimulatedExpert(label_studio.client, project_id, TruthLookup(partial), ExpertConfig(seed=1, budget_seconds=20))
+        (partial / f"field-{seed}_classes.png").write_bytes(
+            (folder / "truth" / f"field-{seed}_classes.png").read_bytes()
+        )
+    expert = SimulatedExpert(
+        label_studio.client, project_id, TruthLookup(partial), ExpertConfig(seed=1, budget_seconds=20)
+    )
     submissions = expert.run()
     assert sorted(s.task_id for s in submissions) == sorted(task_ids[:2]) and expert.next_task() is None
     assert label_studio.client.annotations(task_ids[2]) == []

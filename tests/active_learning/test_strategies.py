@@ -60,7 +60,9 @@ def test_registries_list_valid_names_in_errors():
         "class-weighted-entropy", "cost-aware", "ensemble", "entropy", "margin", "mc-dropout", "random", "top-k-entropy",
     ]  # fmt: skip
     assert selector_names() == ["badge", "diverse", "top-k"]
-    with pytest.raises(ValueError, match="valid query strategies: class-weighted-entropy, cost-aware, ensemble, entropy"):
+    with pytest.raises(
+        ValueError, match="valid query strategies: class-weighted-entropy, cost-aware, ensemble, entropy"
+    ):
         create_scorer("bald")
     with pytest.raises(ValueError, match="valid selectors: badge, diverse, top-k"):
         create_selector("best")
@@ -166,7 +168,14 @@ def test_top_k_orders_by_score_then_task_id():
 
 def spread_example() -> list[ScoredTask]:
     """Three near-identical high scorers at the origin, two lower ones far apart."""
-    points = [(0.0, 0.0, 0.90), (0.1, 0.0, 0.89), (0.0, 0.1, 0.88), (10.0, 0.0, 0.60), (0.0, 10.0, 0.50), (5.0, 5.0, 0.1)]
+    points = [
+        (0.0, 0.0, 0.90),
+        (0.1, 0.0, 0.89),
+        (0.0, 0.1, 0.88),
+        (10.0, 0.0, 0.60),
+        (0.0, 10.0, 0.50),
+        (5.0, 5.0, 0.1),
+    ]
     return [ScoredTask(100 + i, s, np.array([x, y], np.float32)) for i, (x, y, s) in enumerate(points)]
 
 
@@ -200,7 +209,12 @@ def test_task_features():
 
 def test_score_store_round_trip_and_latest_version(tmp_path):
     store = ScoreStore.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
-    store.put([ScoreRow(1, 10, "m1", "entropy", 0.3, np.array([1.0, 2.0])), ScoreRow(1, 11, "m1", "entropy", 0.7, np.array([3.0, 4.0]))])
+    store.put(
+        [
+            ScoreRow(1, 10, "m1", "entropy", 0.3, np.array([1.0, 2.0])),
+            ScoreRow(1, 11, "m1", "entropy", 0.7, np.array([3.0, 4.0])),
+        ]
+    )
     store.put([ScoreRow(1, 10, "m1", "entropy", 0.4, np.array([1.5, 2.0]))])  # replaces
     store.put([ScoreRow(1, 10, "m1", "margin", 0.9, np.zeros(2)), ScoreRow(2, 10, "m1", "entropy", 0.1, np.zeros(2))])
     rows = store.scored_tasks(1, "entropy")
@@ -226,5 +240,3 @@ def test_scoring_pass_predicts_once_per_task_and_stores_every_strategy(tmp_path)
     assert [t.task_id for t in stored] == [1, 2]
     assert [t.score for t in stored] == [result[1]["random"], result[2]["random"]]
     assert len(stored[0].features) == 6 + 8 + 1
-
-

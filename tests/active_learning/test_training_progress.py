@@ -26,7 +26,7 @@ class _Served:
     version = "fcn-0123456789ab"
     champion = 3
 
-    def __call__(self) -> "_Served":
+    def __call__(self) -> _Served:
         return self
 
 

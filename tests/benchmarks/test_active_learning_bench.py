@@ -18,7 +18,7 @@ from tracking_analysis.learning_curve import read_learning_curve
 
 
 def test_budget_to_reach_interpolates_in_log_budget_after_an_isotonic_fit():
-    assert budget_to_reach([1, 2, 4, 8], [0.5, 0.6, 0.7, 0.8], 0.65) == pytest.approx(2 ** 1.5)
+    assert budget_to_reach([1, 2, 4, 8], [0.5, 0.6, 0.7, 0.8], 0.65) == pytest.approx(2**1.5)
     assert budget_to_reach([1, 2, 4, 8], [0.9, 0.95, 0.9, 1.0], 0.5) == 1.0
     # a dip is pooled: (0.6 + 0.4) / 2 = 0.5 at budgets 2 and 4, so 0.55 is crossed between 4 and 8
     assert budget_to_reach([1, 2, 4, 8], [0.3, 0.6, 0.4, 0.8], 0.55) == pytest.approx(2 ** (2 + 0.05 / 0.3))
@@ -80,7 +80,15 @@ def test_reduced_benchmark_prints_curves_statistics_calibration_and_champion_rul
         assert heading in result.output
     figures = json.loads((out / "results.json").read_text())
     primary = json.loads((out / "tuning.json").read_text())["primary"]
-    arms = {"random", "top-k-entropy", "core-set", "cost-aware", "random/hand-set", "random/explicit", f"{primary}/explicit"}
+    arms = {
+        "random",
+        "top-k-entropy",
+        "core-set",
+        "cost-aware",
+        "random/hand-set",
+        "random/explicit",
+        f"{primary}/explicit",
+    }
     assert set(figures["curves"]) == arms
     for rows in figures["curves"].values():
         assert [r["budget"] for r in rows] == [0.0, 1.0, 2.0, 4.0] and [r["seeds"] for r in rows] == [2, 2, 2, 2]
@@ -114,7 +122,7 @@ def test_analyse_only_reproduces_the_figures(reduced_run):
     result, out, args = reduced_run
     again = CliRunner().invoke(active_learning_bench, [*args, "--only", "analyse"], catch_exceptions=False)
     assert again.exit_code == 0
-    tables = lambda text: text[text.index("### Start"):]  # noqa: E731
+    tables = lambda text: text[text.index("### Start") :]  # noqa: E731
     assert tables(again.output) == tables(result.output)
 
 

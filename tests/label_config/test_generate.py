@@ -36,13 +36,17 @@ def test_crystals_config_has_polygons_and_per_region_choices():
 
 def test_invalid_config_is_rejected():
     with pytest.raises(ValueError, match="not found"):
-        validate_config('<View><Image name="i" value="$image"/><BrushLabels name="b" toName="x"><Label value="a"/></BrushLabels></View>')
+        validate_config(
+            '<View><Image name="i" value="$image"/><BrushLabels name="b" toName="x"><Label value="a"/></BrushLabels></View>'
+        )
 
 
 def test_cli_generates_from_user_catalogue(tmp_path: Path):
     catalogue = tmp_path / "cat.toml"
-    catalogue.write_text('[[mineral]]\nname = "Quartz"\ncolor = "#111111"\nformula = "SiO2"\n'
-                         '[[mineral]]\nname = "Pyrite"\ncolor = "#EEEEEE"\nformula = "FeS2"\n')
+    catalogue.write_text(
+        '[[mineral]]\nname = "Quartz"\ncolor = "#111111"\nformula = "SiO2"\n'
+        '[[mineral]]\nname = "Pyrite"\ncolor = "#EEEEEE"\nformula = "FeS2"\n'
+    )
     result = CliRunner().invoke(main, ["label-config", "--catalogue", str(catalogue), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     xml = (tmp_path / "out" / "minerals.xml").read_text()

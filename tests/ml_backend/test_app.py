@@ -80,7 +80,10 @@ def test_projects_that_call_setup_or_predict_are_the_ones_served(tmp_path, backe
     client = create_app(services, AUTH, max_request_bytes=200_000).test_client()
     schema = minerals_xml(catalogue)
     for _ in range(2):
-        assert client.post("/setup", json={"project": "7.1764000000", "schema": schema}, headers=_auth()).status_code == 200
+        assert (
+            client.post("/setup", json={"project": "7.1764000000", "schema": schema}, headers=_auth()).status_code
+            == 200
+        )
     assert client.post("/setup", json={"schema": schema}, headers=_auth()).status_code == 200  # no project named
     body = {"tasks": [], "label_config": schema, "project": "8.1764000000"}
     assert client.post("/predict", json=body, headers=_auth()).status_code == 200
@@ -104,7 +107,9 @@ def test_predict_returns_brush_regions_and_per_task_errors(backend):
         {"id": 3, "data": {"image": "http://169.254.169.254/data/upload/x.png"}},
         {"id": 4, "data": {"text": "no image"}},
     ]
-    answer = client.post("/predict", json={"tasks": tasks, "label_config": minerals_xml(load_catalogue())}, headers=_auth())
+    answer = client.post(
+        "/predict", json={"tasks": tasks, "label_config": minerals_xml(load_catalogue())}, headers=_auth()
+    )
     assert answer.status_code == 200
     body = answer.get_json()
     assert body["model_version"] == provider().version
@@ -154,7 +159,9 @@ def test_config_scraiber_cannot_fill_is_a_bad_request_at_setup_and_predict(backe
 
 def test_request_size_limit(backend):
     client, _, _ = backend
-    answer = client.post("/webhook", data=b"{" + b" " * 300_000 + b"}", content_type="application/json", headers=_auth())
+    answer = client.post(
+        "/webhook", data=b"{" + b" " * 300_000 + b"}", content_type="application/json", headers=_auth()
+    )
     assert answer.status_code == 413
 
 
@@ -197,8 +204,13 @@ def test_two_apps_in_one_process_share_nothing(tmp_path, backend):
     assert second.get("/status", headers=_auth("a", "one")).status_code == 401
     assert second.get("/status", headers=_auth("a", "two")).status_code == 200
     body = b'{"action": "X", "pad": "' + b" " * 15_000 + b'"}'
-    assert first.post("/webhook", data=body, headers=_auth("a", "one"), content_type="application/json").status_code == 413
-    assert second.post("/webhook", data=body, headers=_auth("a", "two"), content_type="application/json").status_code == 200
+    assert (
+        first.post("/webhook", data=body, headers=_auth("a", "one"), content_type="application/json").status_code == 413
+    )
+    assert (
+        second.post("/webhook", data=body, headers=_auth("a", "two"), content_type="application/json").status_code
+        == 200
+    )
     for client, auth in ((first, _auth("a", "one")), (second, _auth("a", "two"))):
         for path in ("/versions", "/metrics", "/is_training"):  # label-studio-ml's routes are not served
             answer = client.get(path, headers=auth)

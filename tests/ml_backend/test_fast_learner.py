@@ -91,7 +91,9 @@ def test_fast_learner_learns_what_the_base_model_gets_wrong_from_one_image_and_i
     base = Blind()
     image, label = spots(1)
     _, features = learner_features(image, base, SMALL)
-    samples = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class)
+    samples = sample_pixels(
+        features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class
+    )
     classifier = PixelClassifier.fit(samples, C, SMALL)
     learner = FastLearnerSegmenter(base, classifier, "blind-1+fast", SMALL)
     other, truth = spots(2)
@@ -99,7 +101,9 @@ def test_fast_learner_learns_what_the_base_model_gets_wrong_from_one_image_and_i
     assert (base.segment(other) == 5).sum() == 0
     assert np.mean(predicted[truth == 5] == 5) > 0.9 and np.mean(predicted[truth == 1] == 1) > 0.95
     again = PixelClassifier.fit(samples, C, SMALL)
-    np.testing.assert_array_equal(FastLearnerSegmenter(base, again, "x", SMALL).predict_proba(other), learner.predict_proba(other))
+    np.testing.assert_array_equal(
+        FastLearnerSegmenter(base, again, "x", SMALL).predict_proba(other), learner.predict_proba(other)
+    )
     probs = learner.predict_proba(other)
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-5)
     assert probs[3].max() > 0  # untaught classes keep some probability
@@ -109,17 +113,25 @@ def test_pixel_samples_reject_mismatched_arrays_and_empty_fits():
     with pytest.raises(ValueError, match="pixel samples need"):
         PixelSamples(np.zeros((3, 2), np.float32), np.zeros(4, np.uint8), np.ones(4, np.float32))
     with pytest.raises(ValueError, match="needs labelled pixels"):
-        PixelClassifier.fit(PixelSamples(np.zeros((0, 2), np.float32), np.zeros(0, np.uint8), np.zeros(0, np.float32)), C)
+        PixelClassifier.fit(
+            PixelSamples(np.zeros((0, 2), np.float32), np.zeros(0, np.uint8), np.zeros(0, np.float32)), C
+        )
     with pytest.raises(ValueError, match="different feature counts"):
-        PixelSamples.concat([PixelSamples(np.zeros((1, 2), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32)),
-                             PixelSamples(np.zeros((1, 3), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32))])
+        PixelSamples.concat(
+            [
+                PixelSamples(np.zeros((1, 2), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32)),
+                PixelSamples(np.zeros((1, 3), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32)),
+            ]
+        )
 
 
 def test_forest_on_a_coarse_grid_agrees_with_the_full_resolution_forest():
     base = Blind()
     image, label = spots(1)
     _, features = learner_features(image, base, SMALL)
-    samples = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class)
+    samples = sample_pixels(
+        features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class
+    )
     classifier = PixelClassifier.fit(samples, C, SMALL)
     _, other = learner_features(spots(3)[0], base, SMALL)
     full, coarse = classifier.predict_proba(other), classifier.predict_proba(other, stride=2)
@@ -155,7 +167,9 @@ def test_a_class_the_expert_always_paints_as_another_is_rejected_not_kept():
     image, label = spots(1)
     label[label == 5] = 3
     _, features = learner_features(image, base, SMALL)
-    samples = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class)
+    samples = sample_pixels(
+        features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class
+    )
     classifier = PixelClassifier.fit(samples, C, SMALL)
     assert 2 not in classifier.keep and {0, 4, 5} <= set(classifier.keep.tolist())
     other, truth = spots(2)

@@ -32,8 +32,14 @@ def test_synonyms_map_and_unknown_labels_are_reported():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ('<View><Image name="i" value="$image"/><Choices name="c" toName="i"><Choice value="a"/></Choices></View>', "no <BrushLabels>"),
-        ('<View><Image name="i" value="$image"/><BrushLabels name="b" toName="i"><Label value="Quartz"/></BrushLabels></View>', "matches a mineral"),
+        (
+            '<View><Image name="i" value="$image"/><Choices name="c" toName="i"><Choice value="a"/></Choices></View>',
+            "no <BrushLabels>",
+        ),
+        (
+            '<View><Image name="i" value="$image"/><BrushLabels name="b" toName="i"><Label value="Quartz"/></BrushLabels></View>',
+            "matches a mineral",
+        ),
         ("<View><Image", "does not parse"),
     ],
 )

@@ -21,8 +21,8 @@ def strips(names_and_greys):
     image = np.zeros((60, 24 * len(names_and_greys)), np.uint16)
     labels = np.zeros(image.shape, np.uint8)
     for slot, (name, grey) in enumerate(names_and_greys):
-        labels[:, slot * 24:(slot + 1) * 24] = CAT.index_of(name)
-        image[:, slot * 24:(slot + 1) * 24] = grey
+        labels[:, slot * 24 : (slot + 1) * 24] = CAT.index_of(name)
+        image[:, slot * 24 : (slot + 1) * 24] = grey
     return image, labels
 
 
@@ -45,6 +45,7 @@ def test_ladder_check_rejects_mismatched_shapes():
 
 
 def test_predictions_whose_names_break_the_ladder_say_so_on_the_regions():
+    from contextlib import contextmanager
     from dataclasses import dataclass
 
     from label_config.generate import minerals_xml
@@ -52,7 +53,10 @@ def test_predictions_whose_names_break_the_ladder_say_so_on_the_regions():
     from ml_backend.segmenters.base import Segmenter
 
     image, truth = strips([("Epoxy", 100), ("Plagioclase", 400), ("Fe-Ti oxide", 900)])
-    swap = {CAT.index_of("Plagioclase"): CAT.index_of("Fe-Ti oxide"), CAT.index_of("Fe-Ti oxide"): CAT.index_of("Plagioclase")}
+    swap = {
+        CAT.index_of("Plagioclase"): CAT.index_of("Fe-Ti oxide"),
+        CAT.index_of("Fe-Ti oxide"): CAT.index_of("Plagioclase"),
+    }
 
     class Named(Segmenter):
         catalogue, version = CAT, "named-1"
@@ -70,8 +74,9 @@ def test_predictions_whose_names_break_the_ladder_say_so_on_the_regions():
         pixel_size_um: float | None = None
 
     class Images:
-        def fetch(self, url, pixel_size_um=None):
-            return Fetched(image)
+        @contextmanager
+        def open(self, url, pixel_size_um=None):
+            yield Fetched(image)
 
     task = [{"id": 1, "data": {"image": "/data/upload/1/a.png"}}]
     wrong = Predictor(CAT, lambda: Named(swap), Images()).predict(task, minerals_xml(CAT))[0]

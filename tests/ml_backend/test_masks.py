@@ -20,7 +20,9 @@ def catalogue():
 def test_round_trip(tmp_path, catalogue):
     mask = np.random.default_rng(0).integers(0, len(catalogue), (37, 53)).astype(np.uint8)
     mask[0, 0] = IGNORE_INDEX
-    png, side = write_mask(tmp_path / "sub" / "field.png", mask, catalogue, 0.75, {"method": "unsupervised", "model_version": "v1"})
+    png, side = write_mask(
+        tmp_path / "sub" / "field.png", mask, catalogue, 0.75, {"method": "unsupervised", "model_version": "v1"}
+    )
     assert (png, side) == (tmp_path / "sub" / "field.png", tmp_path / "sub" / "field.json")
     back, sidecar = read_mask(png)
     np.testing.assert_array_equal(back, mask)

@@ -160,7 +160,9 @@ def test_blending_weights_the_overlap_and_holds_one_row_of_windows():
 def test_tiled_mask_writer_checks_bands_and_writes_bigtiff(tmp_path, monkeypatch):
     mask = np.arange(300 * 260, dtype=np.int64).reshape(300, 260) % 6
     mask = mask.astype(np.uint8)
-    path, side = write_mask_tiff(tmp_path / "m.tif", mask.shape, [mask[:100], mask[100:]], CATALOGUE, 1.5, {"method": "x"})
+    path, side = write_mask_tiff(
+        tmp_path / "m.tif", mask.shape, [mask[:100], mask[100:]], CATALOGUE, 1.5, {"method": "x"}
+    )
     np.testing.assert_array_equal(tifffile.imread(path), mask)
     sidecar = json.loads(side.read_text())
     assert sidecar["shape"] == [300, 260] and sidecar["pixel_size_um"] == 1.5 and sidecar["method"] == "x"
@@ -225,7 +227,9 @@ def test_streaming_reads_windows_not_the_mosaic(tmp_path, mosaic):
     small = tmp_path / "small-tiles.tif"
     tifffile.imwrite(small, tifffile.imread(path), tile=(16, 16), compression="zlib")
     with _CountingReader(small, cache_bytes=16 * 16 * 2) as reader:
-        _, side = segment_mosaic(reader, tmp_path / "s.tif", "unsupervised", CATALOGUE, options=FAST, sample_pixels=512 * 512)
+        _, side = segment_mosaic(
+            reader, tmp_path / "s.tif", "unsupervised", CATALOGUE, options=FAST, sample_pixels=512 * 512
+        )
         halo = json.loads(side.read_text())["windows"]["halo"]
         sample, *windows = reader.reads
         assert sample == (512, 512)  # one block: the sample is not the mosaic

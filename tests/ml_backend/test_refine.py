@@ -84,7 +84,12 @@ def keypoint(row: float, col: float, label: str, positive: bool = True) -> dict:
         "original_width": SIZE,
         "original_height": SIZE,
         "is_positive": positive,
-        "value": {"x": (col + 0.5) / SIZE * 100, "y": (row + 0.5) / SIZE * 100, "width": 0.5, "keypointlabels": [label]},
+        "value": {
+            "x": (col + 0.5) / SIZE * 100,
+            "y": (row + 0.5) / SIZE * 100,
+            "width": 0.5,
+            "keypointlabels": [label],
+        },
     }
 
 
@@ -100,7 +105,11 @@ def test_parse_hints_reads_percent_keypoints_strokes_and_skips_the_rest():
     context = {
         "result": [
             {"type": "keypointlabels", "value": {"x": 50.0, "y": 25.0, "keypointlabels": ["Ol"]}},  # synonym
-            {"type": "keypointlabels", "is_positive": False, "value": {"x": 10.0, "y": 10.0, "keypointlabels": ["Epoxy"]}},
+            {
+                "type": "keypointlabels",
+                "is_positive": False,
+                "value": {"x": 10.0, "y": 10.0, "keypointlabels": ["Epoxy"]},
+            },
             {"type": "keypointlabels", "value": {"x": 120.0, "y": 10.0, "keypointlabels": ["Epoxy"]}},  # outside
             {"type": "keypointlabels", "value": {"x": 1.0, "y": 1.0, "keypointlabels": ["Quartz"]}},  # unknown
             {"type": "rectanglelabels", "value": {"x": 1, "y": 1, "rectanglelabels": ["Epoxy"]}},
@@ -183,7 +192,12 @@ def test_context_through_the_app_returns_refined_regions(tmp_path, image_host, s
     )
     client = create_app(services, AUTH, 5_000_000).test_client()
     headers = {"Authorization": "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()}
-    task = {"id": 7, "project": 3, "data": {"image": "/data/upload/1/field.png"}, "drafts": [{"created_username": "Ann Expert a@b.c, 42"}]}
+    task = {
+        "id": 7,
+        "project": 3,
+        "data": {"image": "/data/upload/1/field.png"},
+        "drafts": [{"created_username": "Ann Expert a@b.c, 42"}],
+    }
     body = {
         "tasks": [task],
         "label_config": minerals_xml(CATALOGUE),

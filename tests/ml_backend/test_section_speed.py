@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from label_config import load_catalogue
-from ml_backend.fcn import FCNSegmenter, segmenter as fcn_segmenter
+from ml_backend.fcn import FCNSegmenter
+from ml_backend.fcn import segmenter as fcn_segmenter
 from ml_backend.mosaic.reader import MosaicReader
 from ml_backend.mosaic.segment import segment_mosaic
 from ml_backend.mosaic.synthetic import write_synthetic_mosaic

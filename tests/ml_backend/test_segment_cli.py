@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 from click.testing import CliRunner
 from skimage.filters import threshold_otsu
 
-from ml_backend.cli import main
 from ml_backend.bse_io import read_bse
+from ml_backend.cli import main
 from ml_backend.masks import read_mask
 from tests.data import DEMO_REAL_FIELD as REAL_FIELD
-
 
 
 def _one_line_error(result) -> str:
@@ -23,7 +21,9 @@ def _one_line_error(result) -> str:
 
 def test_segment_writes_mask_and_sidecar(tmp_path):
     out = tmp_path / "field1-mask.png"
-    result = CliRunner().invoke(main, ["segment", str(REAL_FIELD), "--method", "unsupervised", "--out", str(out), "--pixel-size", "0.5"])
+    result = CliRunner().invoke(
+        main, ["segment", str(REAL_FIELD), "--method", "unsupervised", "--out", str(out), "--pixel-size", "0.5"]
+    )
     assert result.exit_code == 0, result.output
     mask, sidecar = read_mask(out)
     assert mask.shape == (500, 500) and mask.dtype == np.uint8
@@ -49,7 +49,9 @@ def test_corrupt_file_is_one_line_error(tmp_path):
 
 
 def test_unknown_method_lists_the_valid_ones(tmp_path):
-    result = CliRunner().invoke(main, ["segment", str(REAL_FIELD), "--method", "kmeans", "--out", str(tmp_path / "m.png")])
+    result = CliRunner().invoke(
+        main, ["segment", str(REAL_FIELD), "--method", "kmeans", "--out", str(tmp_path / "m.png")]
+    )
     line = _one_line_error(result)
     assert "kmeans" in line and "unsupervised" in line
 

@@ -197,7 +197,9 @@ def test_config_from_file_and_bad_keys(tmp_path):
 
 def test_cli_writes_sections(tmp_path):
     assert "synth" in main.list_commands(click.Context(main))  # registered as an entry point
-    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "d"), "--n", "2", "--size", "64", "--seed", "4"])
+    result = CliRunner().invoke(
+        main, ["synth", "--out", str(tmp_path / "d"), "--n", "2", "--size", "64", "--seed", "4"]
+    )
     assert result.exit_code == 0, result.output
     for k in (0, 1):
         for suffix in (".tif", "_classes.png", "_instances.tif", "_crystals.csv", ".json"):

@@ -146,13 +146,19 @@ def test_naming_follows_the_eta_ladder(catalogue):
     def level(name: str) -> float:  # an arbitrary gain and offset
         return 0.1 + 0.8 * (u[name] - lo) / (hi - lo)
 
-    full = name_clusters(_stats([level(n) for n in ("Epoxy", "Plagioclase", "Groundmass", "Fe-Ti oxide")], [0, 0, 1, 0]), catalogue, cfg)
+    full = name_clusters(
+        _stats([level(n) for n in ("Epoxy", "Plagioclase", "Groundmass", "Fe-Ti oxide")], [0, 0, 1, 0]), catalogue, cfg
+    )
     assert _names(catalogue, full) == ["Epoxy", "Plagioclase", "Groundmass", "Fe-Ti oxide"]
     # no epoxy in the field: the darkest cluster is plagioclase, not "epoxy"
-    no_epoxy = name_clusters(_stats([level("Plagioclase"), level("Groundmass"), level("Fe-Ti oxide")], [0, 1, 0]), catalogue, cfg)
+    no_epoxy = name_clusters(
+        _stats([level("Plagioclase"), level("Groundmass"), level("Fe-Ti oxide")], [0, 1, 0]), catalogue, cfg
+    )
     assert _names(catalogue, no_epoxy) == ["Plagioclase", "Groundmass", "Fe-Ti oxide"]
     # no oxide: the brightest cluster is a mid-grey mafic phase, not "oxide"
-    no_oxide = name_clusters(_stats([level("Epoxy"), level("Plagioclase"), level("Clinopyroxene")], [0, 0, 0]), catalogue, cfg)
+    no_oxide = name_clusters(
+        _stats([level("Epoxy"), level("Plagioclase"), level("Clinopyroxene")], [0, 0, 0]), catalogue, cfg
+    )
     names = _names(catalogue, no_oxide)
     assert names[:2] == ["Epoxy", "Plagioclase"] and names[2] in ("Clinopyroxene", "Olivine")
 
@@ -192,7 +198,12 @@ def test_quality_on_synthetic_sections(catalogue):
         i, u = _iou(mask, section.classes, len(catalogue))
         inter, union = inter + i, union + u
     iou = dict(zip(catalogue.names, inter / union))
-    print("per-class IoU:", {k: round(float(v), 3) for k, v in iou.items()}, "mIoU", round(float(np.mean(list(iou.values()))), 3))
+    print(
+        "per-class IoU:",
+        {k: round(float(v), 3) for k, v in iou.items()},
+        "mIoU",
+        round(float(np.mean(list(iou.values()))), 3),
+    )
     assert np.mean(list(iou.values())) >= MIN_MIOU
     assert iou["Epoxy"] >= MIN_EPOXY and iou["Groundmass"] >= MIN_GROUNDMASS and iou["Fe-Ti oxide"] >= MIN_OXIDE
 

@@ -69,8 +69,10 @@ SSRF_URLS = [
     "\x00",
 ]
 
-_LABELS = '<View><Image name="image" value="$image"/><BrushLabels name="m" toName="image"><Label value="{}"/>' \
+_LABELS = (
+    '<View><Image name="image" value="$image"/><BrushLabels name="m" toName="image"><Label value="{}"/>'
     "</BrushLabels></View>"
+)
 #: An external entity (file read) and an entity expansion bomb in a labelling config.
 XXE = '<!DOCTYPE View [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + _LABELS.format("&x;")
 BILLION_LAUGHS = (
@@ -116,8 +118,11 @@ MALFORMED_BODIES = [
     ("/setup", json.dumps({"project": "1.1", "schema": XXE}).encode(), "application/json"),
     ("/setup", json.dumps({"project": "1.1", "schema": BILLION_LAUGHS}).encode(), "application/json"),
     ("/predict", json.dumps({"tasks": [], "label_config": XXE}).encode(), "application/json"),
-    ("/predict", json.dumps({"tasks": [], "label_config": "<View>" + " " * 2**20 + "</View>"}).encode(),
-     "application/json"),  # fmt: skip
+    (
+        "/predict",
+        json.dumps({"tasks": [], "label_config": "<View>" + " " * 2**20 + "</View>"}).encode(),
+        "application/json",
+    ),  # fmt: skip
     ("/setup", b'{"project": "1.1"}', "application/json"),  # no schema
     ("/setup", b'{"project": "1.1", "schema": "<View><"}', "application/json"),
     (

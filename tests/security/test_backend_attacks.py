@@ -26,10 +26,10 @@ from tests.security.conftest import (
     check_answer,
     field,
     huge_png,
+    memory_mib,
     post,
     processes,
     record_figures,
-    memory_mib,
 )
 
 pytestmark = pytest.mark.slow

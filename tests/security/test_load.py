@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.fixtures.backend import running_backend
-from tests.security.conftest import MINERALS, field, processes, memory_mib, record_figures
+from tests.security.conftest import MINERALS, field, memory_mib, processes, record_figures
 
 pytestmark = pytest.mark.slow
 PREDICTS, CONCURRENCY, HEALTHS, WEBHOOKS, ROUNDS = 40, 4, 200, 100, 2

@@ -25,7 +25,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-UPLOAD_TYPES = {"publication", "poster", "presentation", "dataset", "image", "video", "software", "lesson", "physicalobject", "other"}
+UPLOAD_TYPES = {
+    "publication",
+    "poster",
+    "presentation",
+    "dataset",
+    "image",
+    "video",
+    "software",
+    "lesson",
+    "physicalobject",
+    "other",
+}
 RELATIONS = {
     "isCitedBy", "cites", "isSupplementTo", "isSupplementedBy", "isContinuedBy", "continues", "isDescribedBy",
     "describes", "hasMetadata", "isMetadataFor", "isNewVersionOf", "isPreviousVersionOf", "isPartOf", "hasPart",
@@ -49,16 +60,27 @@ def metadata_errors(metadata: Any) -> list[dict[str, str]]:
     need("title", bool(str(metadata.get("title", "")).strip()))
     need("description", bool(str(metadata.get("description", "")).strip()))
     creators = metadata.get("creators")
-    need("creators", isinstance(creators, list) and bool(creators) and all(isinstance(c, dict) and c.get("name") for c in creators))
+    need(
+        "creators",
+        isinstance(creators, list) and bool(creators) and all(isinstance(c, dict) and c.get("name") for c in creators),
+    )
     for i, creator in enumerate(creators or []):
         orcid = creator.get("orcid") if isinstance(creator, dict) else None
-        need(f"creators.{i}.orcid", orcid is None or bool(re.fullmatch(r"\d{4}-\d{4}-\d{4}-\d{3}[\dX]", orcid)), "Not a valid ORCID.")
+        need(
+            f"creators.{i}.orcid",
+            orcid is None or bool(re.fullmatch(r"\d{4}-\d{4}-\d{4}-\d{3}[\dX]", orcid)),
+            "Not a valid ORCID.",
+        )
     access = metadata.get("access_right", "open")
     need("access_right", access in {"open", "embargoed", "restricted", "closed"}, "Invalid access right.")
     if access in {"open", "embargoed"}:
         need("license", bool(metadata.get("license")))
     if "publication_date" in metadata:
-        need("publication_date", bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(metadata["publication_date"]))), "Not a valid date.")
+        need(
+            "publication_date",
+            bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(metadata["publication_date"]))),
+            "Not a valid date.",
+        )
     for i, related in enumerate(metadata.get("related_identifiers") or []):
         need(f"related_identifiers.{i}.relation", related.get("relation") in RELATIONS, "Invalid relation.")
         need(f"related_identifiers.{i}.identifier", bool(related.get("identifier")))
@@ -118,7 +140,9 @@ class FakeZenodo:
                 state.requests.append((method, self.path, self.headers.get("Authorization", "")))
                 body = self._body()
                 if "access_token" in self.path or self.headers.get("Authorization") != f"Bearer {state.token}":
-                    return self._answer(401, {"status": 401, "message": "The server could not verify that you are authorized."})
+                    return self._answer(
+                        401, {"status": 401, "message": "The server could not verify that you are authorized."}
+                    )
                 path = self.path.split("?", 1)[0]
                 if method == "POST" and path == "/api/deposit/depositions":
                     dep = FakeDeposition(len(state.depositions) + 1000, uuid.uuid4().hex)
@@ -132,16 +156,22 @@ class FakeZenodo:
                         return self._answer(200, state.deposition_json(dep))
                     if method == "PUT":
                         if dep.state == "done":
-                            return self._answer(400, {"status": 400, "message": "Published deposition cannot be edited."})
+                            return self._answer(
+                                400, {"status": 400, "message": "Published deposition cannot be edited."}
+                            )
                         metadata = json.loads(body or b"{}").get("metadata")
                         errors = metadata_errors(metadata)
                         if errors:
                             return self._answer(400, {"status": 400, "message": "Validation error.", "errors": errors})
                         dep.metadata = metadata
                         return self._answer(200, state.deposition_json(dep))
-                if method == "POST" and (match := re.fullmatch(r"/api/deposit/depositions/(\d+)/actions/publish", path)):
+                if method == "POST" and (
+                    match := re.fullmatch(r"/api/deposit/depositions/(\d+)/actions/publish", path)
+                ):
                     dep = state.depositions[int(match.group(1))]
-                    errors = metadata_errors(dep.metadata) + ([] if dep.files else [{"field": "files", "message": "Minimum one file must be provided."}])
+                    errors = metadata_errors(dep.metadata) + (
+                        [] if dep.files else [{"field": "files", "message": "Minimum one file must be provided."}]
+                    )
                     if errors:
                         return self._answer(400, {"status": 400, "message": "Validation error.", "errors": errors})
                     dep.state = "done"
@@ -149,9 +179,14 @@ class FakeZenodo:
                 if method == "PUT" and (match := re.fullmatch(r"/api/files/([0-9a-f]+)/(.+)", path)):
                     dep = next((d for d in state.depositions.values() if d.bucket == match.group(1)), None)
                     if dep is None or dep.state == "done":
-                        return self._answer(404 if dep is None else 403, {"status": 404, "message": "Bucket not found."})
+                        return self._answer(
+                            404 if dep is None else 403, {"status": 404, "message": "Bucket not found."}
+                        )
                     dep.files[match.group(2)] = body
-                    return self._answer(201, {"key": match.group(2), "size": len(body), "checksum": f"md5:{hashlib.md5(body).hexdigest()}"})
+                    return self._answer(
+                        201,
+                        {"key": match.group(2), "size": len(body), "checksum": f"md5:{hashlib.md5(body).hexdigest()}"},
+                    )
                 return self._answer(404, {"status": 404, "message": "Not found."})
 
             def do_GET(self) -> None:  # noqa: N802 - http.server API

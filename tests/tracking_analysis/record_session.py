@@ -54,8 +54,22 @@ SIZE = 256
 PSEUDONYM_KEY = b"tracking-analysis-test-key-not-a-secret-0123456789"
 TITLE = "Tracking session"
 ANSWERS = {
-    "A": {"usefulness": 4, "trust": 3, "effort": 2, "hardest": ["Plagioclase", "Groundmass"], "most_time": ["Boundaries between minerals"], "comments": "Plagioclase laths were often called groundmass."},
-    "B": {"usefulness": 5, "trust": 4, "effort": 2, "hardest": ["Plagioclase"], "most_time": ["Small crystals"], "comments": ""},
+    "A": {
+        "usefulness": 4,
+        "trust": 3,
+        "effort": 2,
+        "hardest": ["Plagioclase", "Groundmass"],
+        "most_time": ["Boundaries between minerals"],
+        "comments": "Plagioclase laths were often called groundmass.",
+    },
+    "B": {
+        "usefulness": 5,
+        "trust": 4,
+        "effort": 2,
+        "hardest": ["Plagioclase"],
+        "most_time": ["Small crystals"],
+        "comments": "",
+    },
 }
 
 
@@ -94,9 +108,19 @@ def _answer(client: LabelStudioClient, task_id: int, answers: dict) -> None:
         {"from_name": name, "to_name": "session", "type": "rating", "value": {"rating": answers[name]}}
         for name in ("usefulness", "trust", "effort")
     ]
-    result += [{"from_name": name, "to_name": "session", "type": "choices", "value": {"choices": answers[name]}} for name in ("hardest", "most_time")]
+    result += [
+        {"from_name": name, "to_name": "session", "type": "choices", "value": {"choices": answers[name]}}
+        for name in ("hardest", "most_time")
+    ]
     if answers["comments"]:
-        result.append({"from_name": "comments", "to_name": "session", "type": "textarea", "value": {"text": [answers["comments"]]}})
+        result.append(
+            {
+                "from_name": "comments",
+                "to_name": "session",
+                "type": "textarea",
+                "value": {"text": [answers["comments"]]},
+            }
+        )
     client.create_annotation(task_id, result, lead_time=60.0)
 
 
@@ -124,7 +148,9 @@ def record_session(url: str, admin_key: str, work: Path, log: Callable[[str], No
     task_ids = admin.upload_files(project_id, images)
     for task_id, seed, section in zip(task_ids, SEEDS, sections):
         data = admin.get_task(task_id)["data"]
-        admin.update_task(task_id, {**data, "truth": f"field-{seed}", "pixel_size_um": round(float(section.pixel_size_um), 4)})
+        admin.update_task(
+            task_id, {**data, "truth": f"field-{seed}", "pixel_size_um": round(float(section.pixel_size_um), 4)}
+        )
 
     def predict(name: str, version: str, **options) -> None:
         segmenter = create_segmenter(name, catalogue, **options)
@@ -142,8 +168,16 @@ def record_session(url: str, admin_key: str, work: Path, log: Callable[[str], No
     predict("fcn", "fcn-v2", threads=1)
     key_b = sign_up(url, admin_key, "annotator-b@scraiber.test", secrets.token_urlsafe(12) + "-Aa1")
     client_b = LabelStudioClient(url, key_b, timeout=120)
-    careful = SimulatedExpert(client_b, project_id, truth, ExpertConfig(seed=2, budget_seconds=60, boundary_tolerance=1), catalogue)
-    tired = SimulatedExpert(client_b, project_id, truth, ExpertConfig(seed=3, budget_seconds=9, time_noise=0.0, overhead_seconds=8), catalogue)
+    careful = SimulatedExpert(
+        client_b, project_id, truth, ExpertConfig(seed=2, budget_seconds=60, boundary_tolerance=1), catalogue
+    )
+    tired = SimulatedExpert(
+        client_b,
+        project_id,
+        truth,
+        ExpertConfig(seed=3, budget_seconds=9, time_noise=0.0, overhead_seconds=8),
+        catalogue,
+    )
     order = []
     for task_id in task_ids[:3]:
         newest = max(client_b.task_predictions(task_id), key=lambda p: int(p["id"]))
@@ -176,7 +210,9 @@ def main() -> None:
         (DATA / "truth").mkdir(exist_ok=True)
         for path in sorted(truth_dir.glob("*_classes.png")):
             shutil.copyfile(path, DATA / "truth" / path.name)
-    print(f"wrote {DATA / 'session.json'} ({(DATA / 'session.json').stat().st_size} bytes) and {len(SEEDS)} truth masks")
+    print(
+        f"wrote {DATA / 'session.json'} ({(DATA / 'session.json').stat().st_size} bytes) and {len(SEEDS)} truth masks"
+    )
 
 
 if __name__ == "__main__":

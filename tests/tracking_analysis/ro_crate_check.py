@@ -27,8 +27,12 @@ def _cache_context(session, url: str) -> None:
     response = requests.Response()
     response.status_code, response.reason, response.url, response._content = 200, "OK", url, body
     response.headers = requests.structures.CaseInsensitiveDict(headers)
-    response.request = requests.Request("GET", url, headers={"Accept": "application/ld+json, application/json"}).prepare()
-    response.raw = urllib3.HTTPResponse(io.BytesIO(body), headers=headers, status=200, preload_content=False, request_url=url)
+    response.request = requests.Request(
+        "GET", url, headers={"Accept": "application/ld+json, application/json"}
+    ).prepare()
+    response.raw = urllib3.HTTPResponse(
+        io.BytesIO(body), headers=headers, status=200, preload_content=False, request_url=url
+    )
     session.cache.save_response(response)
 
 

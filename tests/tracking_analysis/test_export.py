@@ -58,7 +58,9 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def frictionless(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([FRICTIONLESS, "validate", "--json", "datapackage.json"], cwd=root, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [FRICTIONLESS, "validate", "--json", "datapackage.json"], cwd=root, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_frictionless_validates_the_package_and_every_file_is_a_resource(package: Path) -> None:
@@ -73,7 +75,13 @@ def test_frictionless_validates_the_package_and_every_file_is_a_resource(package
         data = (package / resource["path"]).read_bytes()
         assert resource["bytes"] == len(data) and resource["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
     tables = {r["path"] for r in descriptor["resources"] if r.get("profile") == "tabular-data-resource"}
-    assert {"data/labels.csv", "data/tasks.csv", "data/classes.csv", "data/modes.csv", "crystals/annotation-1/crystals.csv"} <= tables
+    assert {
+        "data/labels.csv",
+        "data/tasks.csv",
+        "data/classes.csv",
+        "data/modes.csv",
+        "crystals/annotation-1/crystals.csv",
+    } <= tables
     assert validate_package(package) == []
 
 
@@ -117,7 +125,9 @@ def test_provenance_of_each_label(package: Path) -> None:
     assert list(table[0]) == [name for name, *_ in LABEL_FIELDS]
     assert [r["annotation_id"] for r in table] == ["1", "2", "3", "5", "6", "7"]
     assert [r["prediction_id"] for r in table] == ["1", "2", "3", "6", "4", "5"]
-    assert {r["prediction_rule"] for r in table} == {"parent_prediction"} and {r["label_kind"] for r in table} == {"implicit"}
+    assert {r["prediction_rule"] for r in table} == {"parent_prediction"} and {r["label_kind"] for r in table} == {
+        "implicit"
+    }
     assert [r["annotator"] for r in table] == [A] * 3 + [B] * 3
     assert [r["model_kind"] for r in table] == ["clustering"] * 3 + ["unknown"] * 3  # "fcn-v2" was a recording's name
     assert [r["accepted_unchanged"] for r in table] == ["false"] * 5 + ["true"]
@@ -155,12 +165,20 @@ def test_repository_metadata(package: Path, tmp_path: Path) -> None:
     assert record["creators"][0]["nameIdentifiers"][0]["nameIdentifier"] == "https://orcid.org/0000-0002-1825-0097"
     assert record["creators"][0]["affiliation"][0]["affiliationIdentifier"] == "https://ror.org/05gq02987"
     assert record["rightsList"][0]["rightsIdentifier"] == "cc0-1.0" and record["version"] == "2.1.0"
-    assert record["relatedIdentifiers"] == [{"relatedIdentifier": "10.1234/example.5678", "relatedIdentifierType": "DOI", "relationType": "IsSupplementTo"}]
+    assert record["relatedIdentifiers"] == [
+        {"relatedIdentifier": "10.1234/example.5678", "relatedIdentifierType": "DOI", "relationType": "IsSupplementTo"}
+    ]
     assert "Stromboli" in [s["subject"] for s in record["subjects"]]
-    assert etree.fromstring((package / "datacite.xml").read_bytes()).tag == "{http://datacite.org/schema/kernel-4}resource"
+    assert (
+        etree.fromstring((package / "datacite.xml").read_bytes()).tag == "{http://datacite.org/schema/kernel-4}resource"
+    )
     zenodo = json.loads((package / ".zenodo.json").read_text())
     assert (zenodo["upload_type"], zenodo["license"], zenodo["version"]) == ("dataset", "cc0-1.0", "2.1.0")
-    assert zenodo["creators"][0] == {"name": "Carberry, Josiah", "orcid": "0000-0002-1825-0097", "affiliation": "Brown University"}
+    assert zenodo["creators"][0] == {
+        "name": "Carberry, Josiah",
+        "orcid": "0000-0002-1825-0097",
+        "affiliation": "Brown University",
+    }
     assert zenodo["related_identifiers"][0]["relation"] == "isSupplementTo"
     cff = yaml.safe_load((package / "CITATION.cff").read_text())
     assert (cff["cff-version"], cff["type"], cff["license"], cff["version"]) == ("1.2.0", "dataset", "CC0-1.0", "2.1.0")
@@ -182,7 +200,9 @@ def test_ro_crate_validates_and_lists_every_file_with_its_checksum(package: Path
     assert crate["./"]["license"] == {"@id": "https://spdx.org/licenses/CC0-1.0"}
     assert crate["https://orcid.org/0000-0002-1825-0097"]["affiliation"] == {"@id": "https://ror.org/05gq02987"}
     entry = crate["labels/task-1_annotation-1_label.png"]
-    assert entry["sha256"] == hashlib.sha256((package / "labels/task-1_annotation-1_label.png").read_bytes()).hexdigest()
+    assert (
+        entry["sha256"] == hashlib.sha256((package / "labels/task-1_annotation-1_label.png").read_bytes()).hexdigest()
+    )
     # and the validator does refuse what is not a crate
     crate_json = package / "ro-crate-metadata.json"
     broken = tmp_path / "crate"
@@ -207,13 +227,18 @@ def test_coco_files_load_with_pycocotools(package: Path) -> None:
     crystals = COCO(str(package / "coco" / "crystals.json"))
     assert len(crystals.getAnnIds(imgIds=[1])) == 88  # as many as the crystal table of the same label
     first = crystals.loadAnns(crystals.getAnnIds(imgIds=[1]))[0]
-    assert minerals.loadImgs([1])[0]["file_name"] == "images/task-1.png" and first["area"] == crystals.annToMask(first).sum()
+    assert (
+        minerals.loadImgs([1])[0]["file_name"] == "images/task-1.png"
+        and first["area"] == crystals.annToMask(first).sum()
+    )
 
 
 def test_zip_archive_holds_the_package(package: Path, tmp_path: Path) -> None:
     archive = package.parent / "package.zip"
     with zipfile.ZipFile(archive) as handle:
-        assert sorted(handle.namelist()) == sorted(p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file())
+        assert sorted(handle.namelist()) == sorted(
+            p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()
+        )
         handle.extractall(tmp_path / "unzipped")
     assert frictionless(tmp_path / "unzipped").returncode == 0
 
@@ -224,7 +249,10 @@ def test_images_referenced_by_url(images: Path, tmp_path: Path) -> None:
     assert not (out / "images").exists()
     tasks = rows(out / "data" / "tasks.csv")
     expected = hashlib.sha256((images / "field-301.png").read_bytes()).hexdigest()
-    assert tasks[0]["image_path"] == "" and tasks[0]["image_url"] == f"https://data.example.org/bse/field-301.png?sha256={expected}"
+    assert (
+        tasks[0]["image_path"] == ""
+        and tasks[0]["image_url"] == f"https://data.example.org/bse/field-301.png?sha256={expected}"
+    )
     assert (tasks[0]["sha256"], tasks[0]["width"], tasks[0]["height"]) == (expected, "256", "256")
     assert rows(out / "data" / "labels.csv")[0]["image_url"] == tasks[0]["image_url"]
     assert validate_package(out) == []
@@ -251,7 +279,10 @@ def test_refusals(images: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not part of the earlier package"):
         export_package(snapshot, catalogue, tmp_path / "again", images=fetch)
     (tmp_path / "again" / "coco" / "stale.json").unlink()
-    assert export_package(snapshot, catalogue, tmp_path / "again", images=fetch) == first and validate_package(first.parent) == []
+    assert (
+        export_package(snapshot, catalogue, tmp_path / "again", images=fetch) == first
+        and validate_package(first.parent) == []
+    )
 
 
 def test_metadata_inputs_are_checked() -> None:
@@ -263,7 +294,9 @@ def test_metadata_inputs_are_checked() -> None:
         Creator.parse("Carberry, Josiah|||josiah")
     with pytest.raises(ValueError, match="CC-BY-4.0, CC0-1.0"):
         check_licence("GPL-3.0")
-    assert RelatedIdentifier.parse("doi:10.5281/zenodo.123|IsDescribedBy") == RelatedIdentifier("10.5281/zenodo.123", "DOI", "IsDescribedBy")
+    assert RelatedIdentifier.parse("doi:10.5281/zenodo.123|IsDescribedBy") == RelatedIdentifier(
+        "10.5281/zenodo.123", "DOI", "IsDescribedBy"
+    )
     assert RelatedIdentifier.parse("igsn:iexxx0001|IsDerivedFrom").url == "https://igsn.org/IEXXX0001"
     with pytest.raises(ValueError, match="relation 'Likes'"):
         RelatedIdentifier.parse("10.1/x|Likes")

@@ -15,14 +15,27 @@ from tracking_analysis.indicators import class_edits, confusion, confusion_pairs
 from tracking_analysis.sessions import assign_sessions, session_table
 
 NAMES = ["Epoxy", "Groundmass", "Olivine"]
-E, G, O, N = 0, 1, 2, NOTHING
+E, G, O, N = 0, 1, 2, NOTHING  # noqa: E741 - the classes' initials
 
 
 def record(annotation_id, task, annotator, version, predicted, final, lead, when, skip=False, prediction_id=1):
     """A record as the harvester writes it; ``when`` is the submission time (HH:MM:SS on 2026-01-05)."""
     stamp = f"2026-01-05T{when}Z"
     if skip:
-        return HarvestRecord(annotation_id, stamp, 7, task, SKIP, annotator, version, prediction_id, "parent_prediction", lead, True, stamp)
+        return HarvestRecord(
+            annotation_id,
+            stamp,
+            7,
+            task,
+            SKIP,
+            annotator,
+            version,
+            prediction_id,
+            "parent_prediction",
+            lead,
+            True,
+            stamp,
+        )
     stats = compare(np.asarray(predicted, np.uint8), np.asarray(final, np.uint8), len(NAMES), lead).stats(NAMES)
     return HarvestRecord(
         annotation_id, stamp, 7, task, LABEL, annotator, version, prediction_id if version else None,
@@ -101,13 +114,21 @@ def test_summary_overall_and_by_model_version_in_order_of_first_use(tables):
     versions = summary(frame, classes, "model_version")
     assert versions["model_version"].tolist() == ["v1", "v2", "(no prediction)"]
     assert versions["skip_rate"].tolist() == [0.0, 0.5, 0.0]
-    assert versions["acceptance_rate"].tolist()[:2] == [0.5, 0.0] and math.isnan(versions["acceptance_rate"].tolist()[2])
+    assert versions["acceptance_rate"].tolist()[:2] == [0.5, 0.0] and math.isnan(
+        versions["acceptance_rate"].tolist()[2]
+    )
 
 
 def test_class_edits_per_class(tables):
     _, classes = tables
     edits = class_edits(classes).set_index("class")
-    assert edits.loc["Groundmass", ["predicted", "final", "kept", "relabelled_out", "removed"]].tolist() == [40, 32, 32, 4, 4]
+    assert edits.loc["Groundmass", ["predicted", "final", "kept", "relabelled_out", "removed"]].tolist() == [
+        40,
+        32,
+        32,
+        4,
+        4,
+    ]
     assert edits.loc["Groundmass", "iou"] == 32 / 40 and edits.loc["Groundmass", "pixel_acceptance"] == 32 / 40
     assert edits.loc["Olivine", ["predicted", "final", "relabelled_in", "iou"]].tolist() == [0, 4, 4, 0.0]
     assert math.isnan(edits.loc["Olivine", "pixel_acceptance"])

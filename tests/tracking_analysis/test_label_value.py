@@ -53,7 +53,12 @@ def test_learning_curve_trains_each_kind_and_budget(tiles):
     config = TrainConfig(arch="unet-mobilenet_v2", steps=1)
     table = validate(learning_curve({"implicit": implicit, "explicit": explicit}, [1, 3], config, train=train))
     assert calls == [(1.0, False, 1), (1.0, False, 3), (1.0, False, 1), (1.0, False, 3)]
-    assert table[["label_kind", "n_labelled_tiles"]].values.tolist() == [["explicit", 1], ["explicit", 3], ["implicit", 1], ["implicit", 3]]
+    assert table[["label_kind", "n_labelled_tiles"]].values.tolist() == [
+        ["explicit", 1],
+        ["explicit", 3],
+        ["implicit", 1],
+        ["implicit", 3],
+    ]
     assert table["seconds"].tolist()[2:] == [88.64, pytest.approx(88.64 + 89.587 + 87.558)]
     with pytest.raises(ValueError, match="budget 4 tiles: implicit has 3"):
         learning_curve({"implicit": implicit}, [4], config, train=train)

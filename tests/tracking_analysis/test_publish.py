@@ -39,7 +39,9 @@ def zenodo() -> Iterator[FakeZenodo]:
 
 def publish(package: Path, zenodo: FakeZenodo, *args: str, token: str = TOKEN):
     settings = Settings(_env_file=None, zenodo_token=token, zenodo_url=f"{zenodo.url}/api")
-    return CliRunner().invoke(main, ["publish", str(package), "--zenodo", "--sandbox", *args], obj={"settings": settings})
+    return CliRunner().invoke(
+        main, ["publish", str(package), "--zenodo", "--sandbox", *args], obj={"settings": settings}
+    )
 
 
 def test_publish_leaves_a_draft_with_metadata_and_the_archive(package: Path, zenodo: FakeZenodo) -> None:
@@ -53,9 +55,18 @@ def test_publish_leaves_a_draft_with_metadata_and_the_archive(package: Path, zen
     with zipfile.ZipFile(io.BytesIO(deposition.files[archive_name])) as archive:
         assert "datapackage.json" in archive.namelist() and "labels/task-1_annotation-1_label.png" in archive.namelist()
         assert archive.read("data/labels.csv") == (package / "data" / "labels.csv").read_bytes()
-    assert f"Zenodo deposition {deposition.id}: draft" in result.output and f"10.5072/zenodo.{deposition.id}" in result.output
+    assert (
+        f"Zenodo deposition {deposition.id}: draft" in result.output
+        and f"10.5072/zenodo.{deposition.id}" in result.output
+    )
     # the documented order: create, metadata, uploads, then a look at the draft; the token only ever in the header
-    assert [(m, p.split("/")[2]) for m, p, _ in zenodo.requests] == [("POST", "deposit"), ("PUT", "deposit"), ("PUT", "files"), ("PUT", "files"), ("GET", "deposit")]
+    assert [(m, p.split("/")[2]) for m, p, _ in zenodo.requests] == [
+        ("POST", "deposit"),
+        ("PUT", "deposit"),
+        ("PUT", "files"),
+        ("PUT", "files"),
+        ("GET", "deposit"),
+    ]
     assert all(auth == f"Bearer {TOKEN}" and TOKEN not in path for _, path, auth in zenodo.requests)
 
 
@@ -78,7 +89,9 @@ def test_wrong_token_and_refused_metadata(package: Path, zenodo: FakeZenodo) -> 
     assert "token" not in repr(client) and TOKEN not in repr(client)
 
 
-def test_upload_checksum_is_verified(package: Path, zenodo: FakeZenodo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upload_checksum_is_verified(
+    package: Path, zenodo: FakeZenodo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "a.bin"
     path.write_bytes(b"payload")
     with ZenodoClient(f"{zenodo.url}/api", TOKEN) as client:

@@ -86,7 +86,11 @@ def test_questionnaire_summary():
     )
     out = summary(answers)
     assert out["answers"] == 2
-    assert out["ratings"]["usefulness"] == {"answered": 2, "mean": 4.5, "distribution": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 1}}
+    assert out["ratings"]["usefulness"] == {
+        "answered": 2,
+        "mean": 4.5,
+        "distribution": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 1},
+    }
     assert out["ratings"]["trust"]["answered"] == 0 and math.isnan(out["ratings"]["trust"]["mean"])
     assert out["choices"] == {"hardest": {"Plagioclase": 2, "Olivine": 1}, "most_time": {"Small crystals": 1}}
     assert out["comments"] == ["fine"]

@@ -57,7 +57,10 @@ def test_what_the_session_holds(snapshot):
     ]  # fmt: skip
     assert [r.lead_time for r in records] == [88.64, 89.587, 87.558, 11.233, 59.551, 58.562, 8.0]
     assert [r.stats.get("edited_pixels") for r in records] == [8182, 7236, 8694, None, 4557, 3331, 0]
-    assert [q.answers["usefulness"] for q in snapshot.questionnaire] == [ANSWERS["A"]["usefulness"], ANSWERS["B"]["usefulness"]]
+    assert [q.answers["usefulness"] for q in snapshot.questionnaire] == [
+        ANSWERS["A"]["usefulness"],
+        ANSWERS["B"]["usefulness"],
+    ]
 
 
 def test_overall_indicators(report):
@@ -156,6 +159,7 @@ def test_recording_against_label_studio(label_studio, live):
     fixture = Snapshot.load(DATA / "session.json")
     assert len(snapshot.tasks) == 4 and len(snapshot.predictions) == 6 and len(snapshot.annotations) == 7
     assert [a.was_cancelled for a in snapshot.annotations] == [a.was_cancelled for a in fixture.annotations]
+
     # task ids depend on what else the shared Label Studio holds: compare by the task's position
     def shown(snap: Snapshot) -> list[tuple[int, str]]:
         position = {task.id: i for i, task in enumerate(snap.tasks)}
@@ -170,7 +174,9 @@ def test_recording_against_label_studio(label_studio, live):
 
     catalogue = load_catalogue()
     log = HarvestLog(make_engine(f"sqlite:///{tmp_path / 'events.sqlite'}"))
-    harvester = Harvester(label_studio.client, LocalArtefactStore(tmp_path / "artefacts"), log, catalogue, PSEUDONYM_KEY)
+    harvester = Harvester(
+        label_studio.client, LocalArtefactStore(tmp_path / "artefacts"), log, catalogue, PSEUDONYM_KEY
+    )
     for annotation in snapshot.annotations:
         harvester.harvest(annotation.id)
     theirs = {r.annotation_id: r for r in log.records(project=snapshot.project_id)}
@@ -216,9 +222,13 @@ def test_export_of_the_live_project_validates_and_round_trips(label_studio, live
         arrays = store.get_arrays(record.label_key)
         assert np.array_equal(item.label, arrays["label"])
         assert np.abs(item.confidence - arrays["confidence"].astype(np.float32)).max() <= 0.5 / 255 + 1e-3
-        assert item.row["model_version"] == record.model_version and int(item.row["prediction_id"]) == record.prediction_id
+        assert (
+            item.row["model_version"] == record.model_version and int(item.row["prediction_id"]) == record.prediction_id
+        )
     for task in snapshot.tasks[:3]:  # the uploaded files, byte for byte
-        uploaded = requests.get(f"{label_studio.url}{task.image}", headers={"Authorization": f"Token {label_studio.api_key}"}, timeout=60)
+        uploaded = requests.get(
+            f"{label_studio.url}{task.image}", headers={"Authorization": f"Token {label_studio.api_key}"}, timeout=60
+        )
         row = next(p.row for p in packaged.values() if int(p.row["task_id"]) == task.id)
         assert (out / row["image_path"]).read_bytes() == uploaded.content
         assert row["image_sha256"] == hashlib.sha256(uploaded.content).hexdigest()

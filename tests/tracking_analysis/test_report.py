@@ -46,12 +46,16 @@ def test_json_format_round_trip(tmp_path):
     assert "7 annotations, acceptance 17%, skip rate 14%" in result.output
     loaded = json.loads(out.read_text())
     expected = build_report(
-        Snapshot.load(DATA / "session.json"), TruthLookup(DATA / "truth"), read_learning_curve(DATA / "learning_curve.csv")
+        Snapshot.load(DATA / "session.json"),
+        TruthLookup(DATA / "truth"),
+        read_learning_curve(DATA / "learning_curve.csv"),
     )
     loaded.pop("generated_at"), expected.pop("generated_at")
     assert loaded == json.loads(to_json(expected))  # the same numbers, NaN written as null
     assert loaded["overall"]["acceptance_rate"] == 1 / 6 and loaded["quality"]["pixel_accuracy"] == 356695 / 393216
-    curve = {(r["strategy"], r["n_labelled_tiles"]): r["ratio"] for r in loaded["learning_curve"]["implicit_vs_explicit"]}
+    curve = {
+        (r["strategy"], r["n_labelled_tiles"]): r["ratio"] for r in loaded["learning_curve"]["implicit_vs_explicit"]
+    }
     assert curve[("entropy", 16)] == 0.61 / 0.63
 
 
@@ -67,7 +71,9 @@ def test_html_report_in_headless_chromium(tmp_path, chromium_page):
     assert not re.search(r"""(src|href)=["'](?!data:)""", text) and "<script" not in text and "<link" not in text
     chromium_page.goto(out.as_uri())
     assert chromium_page.locator("h2").all_inner_texts() == SECTIONS
-    sizes = chromium_page.eval_on_selector_all("img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+    sizes = chromium_page.eval_on_selector_all(
+        "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+    )
     assert len(sizes) == FIGURES and all(done and width > 200 and height > 150 for done, width, height in sizes), sizes
     assert "Pixel accuracy 0.907" in chromium_page.inner_text("body")
     screenshot(chromium_page, "tracking-report")
@@ -75,7 +81,15 @@ def test_html_report_in_headless_chromium(tmp_path, chromium_page):
 
 def test_report_without_truth_questionnaire_or_curve_says_so(tmp_path):
     snapshot = Snapshot.load(DATA / "session.json")
-    bare = Snapshot(snapshot.project_id, snapshot.title, snapshot.from_name, snapshot.classes, snapshot.tasks[3:], (), snapshot.annotations[3:4])
+    bare = Snapshot(
+        snapshot.project_id,
+        snapshot.title,
+        snapshot.from_name,
+        snapshot.classes,
+        snapshot.tasks[3:],
+        (),
+        snapshot.annotations[3:4],
+    )
     page = render_html(build_report(bare))
     assert page.count("<img") == 2  # acceptance/time by model version and by session; nothing else to plot
     assert "No ground truth given" in page and "No learning-curve table given" in page and "No answers yet" in page
@@ -87,5 +101,16 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.exit_code == 1 and "scraiber: error: give either --project ID" in result.output
     bad = tmp_path / "curve.csv"
     bad.write_text("n_labelled_tiles,mIoU\n1,0.5\n")
-    result = CliRunner().invoke(main, ["report", "--snapshot", str(DATA / "session.json"), "--out", str(tmp_path / "r.html"), "--learning-curve", str(bad)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "--snapshot",
+            str(DATA / "session.json"),
+            "--out",
+            str(tmp_path / "r.html"),
+            "--learning-curve",
+            str(bad),
+        ],
+    )
     assert result.exit_code == 1 and "lacks column(s) strategy, label_kind" in result.output

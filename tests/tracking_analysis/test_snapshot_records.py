@@ -68,7 +68,13 @@ def test_capture_and_harvest_agree_with_the_harvester(world):
     ours = records_of(harvested)
     assert [r.kind for r in ours] == [LABEL, LABEL, SKIP, EMPTY, LABEL]
     assert [r.prediction_id for r in ours] == [first, second, third, fourth, None]
-    assert [r.prediction_rule for r in ours] == ["served_version", "parent_prediction", "parent_prediction", "parent_prediction", "none"]
+    assert [r.prediction_rule for r in ours] == [
+        "served_version",
+        "parent_prediction",
+        "parent_prediction",
+        "parent_prediction",
+        "none",
+    ]
     assert ours[2].model_version == "model-2"  # a skip keeps the prediction it was shown
     assert ours[0].stats["per_class"]["Olivine"]["relabelled_out"] == 9 and ours[0].stats["edited_pixels"] == 17
     assert ours[1].stats["accepted_unchanged"] is True
@@ -86,7 +92,11 @@ def test_capture_and_harvest_agree_with_the_harvester(world):
         same = ("annotation_id", "task_id", "kind", "annotator", "lead_time", "was_cancelled", "stats", "label_key")
         assert {k: getattr(a, k) for k in same} == {k: getattr(b, k) for k in same}
         if a.kind != SKIP:
-            assert (a.prediction_id, a.prediction_rule, a.model_version) == (b.prediction_id, b.prediction_rule, b.model_version)
+            assert (a.prediction_id, a.prediction_rule, a.model_version) == (
+                b.prediction_id,
+                b.prediction_rule,
+                b.model_version,
+            )
     arrays = LocalArtefactStore(tmp_path / "artefacts").get_arrays(theirs[0].label_key)
     assert (arrays["label"] == harvested[0].label).all()
     assert np.allclose(arrays["confidence"], harvested[0].confidence, atol=1e-3)  # stored as float16

@@ -41,7 +41,11 @@ def test_fit_matches_scipy_and_the_textbook_prediction_interval():
     x0 = 0.45
     resid = values - (ref.intercept + ref.slope * levels)
     s = np.sqrt(np.sum(resid**2) / 6)
-    half = stats.t.ppf(0.975, 6) * s * np.sqrt(1 + 1 / 8 + (x0 - levels.mean()) ** 2 / np.sum((levels - levels.mean()) ** 2))
+    half = (
+        stats.t.ppf(0.975, 6)
+        * s
+        * np.sqrt(1 + 1 / 8 + (x0 - levels.mean()) ** 2 / np.sum((levels - levels.mean()) ** 2))
+    )
     value, width = cal.predict(np.array([x0]))
     assert value[0] == pytest.approx(ref.intercept + ref.slope * x0) and width[0] == pytest.approx(half)
 
@@ -58,7 +62,9 @@ def test_prediction_intervals_cover_new_points_at_their_level():
 
 
 def test_too_few_points_are_refused():
-    with pytest.raises(ValueError, match=r"2 usable probe point\(s\) on Olivine, at least 3 are needed.*add microprobe points"):
+    with pytest.raises(
+        ValueError, match=r"2 usable probe point\(s\) on Olivine, at least 3 are needed.*add microprobe points"
+    ):
         fit_calibration(np.array([0.4, 0.5]), np.array([85.0, 80.0]), "Fo", "Olivine")
     with pytest.raises(ValueError, match="at least 5 are needed"):
         fit_calibration(*_points(n=4), "Fo", "Olivine", CrystalConfig(min_probe_points=5))
@@ -74,7 +80,9 @@ def test_extrapolation_is_refused_or_masked():
     inside, _ = cal.predict(np.array([0.41, 0.59]))
     assert np.isfinite(inside).all()
     far = 0.7  # Fo about 52: 14 below the calibrated range
-    with pytest.raises(ValueError, match=r"1 of 2 BSE levels map to Fo .* beyond the calibrated .* \+- 3; add probe points"):
+    with pytest.raises(
+        ValueError, match=r"1 of 2 BSE levels map to Fo .* beyond the calibrated .* \+- 3; add probe points"
+    ):
         cal.predict(np.array([0.5, far]))
     value, half = cal.predict(np.array([0.5, far]), outside="nan")
     assert np.isfinite(value[0]) and np.isnan(value[1]) and np.isnan(half[1])
@@ -142,14 +150,26 @@ def test_calibrate_map_and_crystal_compositions():
     fo = composition_map(image, mask, OLIVINE, cal)
     assert fo.dtype == np.float32 and np.isnan(fo[mask != OLIVINE]).all()
     assert np.nanmax(np.abs(fo[20, 10:50] - fo_of_level(image[20, 10:50]))) < 1.0
-    crystals = pd.DataFrame({"class_index": [OLIVINE, GROUNDMASS], "core_level": [0.5, 0.3], "rim_level": [0.45, np.nan]})
+    crystals = pd.DataFrame(
+        {"class_index": [OLIVINE, GROUNDMASS], "core_level": [0.5, 0.3], "rim_level": [0.45, np.nan]}
+    )
     out = crystal_compositions(crystals, OLIVINE, cal)
-    assert out.loc[0, "core_Fo"] == pytest.approx(80.0, abs=0.5) and out.loc[0, "rim_Fo"] == pytest.approx(87.0, abs=0.5)
+    assert out.loc[0, "core_Fo"] == pytest.approx(80.0, abs=0.5) and out.loc[0, "rim_Fo"] == pytest.approx(
+        87.0, abs=0.5
+    )
     assert out.loc[0, "core_Fo_pi"] > 0 and np.isnan(out.loc[1, "core_Fo"])
 
 
 def test_a_sample_outside_the_calibration_is_refused():
     image, mask = _ramp_field()
-    narrow = fit_calibration(np.array([0.59, 0.595, 0.6]), np.array([66.0, 65.5, 65.0]), "Fo", "Olivine", CrystalConfig(extrapolation_margin=1.0))
-    with pytest.raises(ValueError, match=r"of .* Olivine pixels \(\d+%\) lie beyond the calibrated Fo .* add probe points"):
+    narrow = fit_calibration(
+        np.array([0.59, 0.595, 0.6]),
+        np.array([66.0, 65.5, 65.0]),
+        "Fo",
+        "Olivine",
+        CrystalConfig(extrapolation_margin=1.0),
+    )
+    with pytest.raises(
+        ValueError, match=r"of .* Olivine pixels \(\d+%\) lie beyond the calibrated Fo .* add probe points"
+    ):
         composition_map(image, mask, OLIVINE, narrow)

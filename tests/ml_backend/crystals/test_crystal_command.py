@@ -52,7 +52,20 @@ def field(tmp_path):
 
 def test_crystals_command_writes_every_output(field):
     out = field / "out"
-    result = _run(["crystals", str(field / "field.tif"), "--mask", str(field / "mask.png"), "--out", str(out), "--probe", str(field / "probe.csv"), "--sizes", "30,300"])
+    result = _run(
+        [
+            "crystals",
+            str(field / "field.tif"),
+            "--mask",
+            str(field / "mask.png"),
+            "--out",
+            str(out),
+            "--probe",
+            str(field / "probe.csv"),
+            "--sizes",
+            "30,300",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "6 crystals, sizes in µm" in result.output and "calibration Fo =" in result.output
     names = {p.name for p in out.iterdir()}
@@ -62,14 +75,20 @@ def test_crystals_command_writes_every_output(field):
         "calibration_points.csv", "composition_Fo.tif",
     }  # fmt: skip
     table = pd.read_parquet(out / "crystals.parquet")
-    pd.testing.assert_frame_equal(table, pd.read_csv(out / "crystals.csv"), check_dtype=False, check_exact=False, atol=1e-9)
+    pd.testing.assert_frame_equal(
+        table, pd.read_csv(out / "crystals.csv"), check_dtype=False, check_exact=False, atol=1e-9
+    )
     olivine = table[table["class_name"] == "Olivine"].sort_values("core_level")
     assert len(olivine) == 5 and (olivine["zoning"] == "unzoned").all()
     assert olivine["ecd_um"].tolist() == pytest.approx([2.0 * np.sqrt(4 * len(disk((0, 0), 25)[0]) / np.pi)] * 5)
     assert olivine["population"].tolist() == ["microphenocryst"] * 5  # 100 µm
     np.testing.assert_allclose(olivine["core_Fo"], [_fo(v) for v in LEVELS], atol=0.5)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["crystals"] == 6 and summary["pixel_size_um"] == 2.0 and summary["source"]["pixel_size_source"] == "mask sidecar"
+    assert (
+        summary["crystals"] == 6
+        and summary["pixel_size_um"] == 2.0
+        and summary["source"]["pixel_size_source"] == "mask sidecar"
+    )
     modal = json.loads((out / "modal.json").read_text())
     assert {row["class_name"]: row["area_px"] for row in modal}["Clinopyroxene"] == 1200
     fo_map = tifffile.imread(out / "composition_Fo.tif")
@@ -107,7 +126,9 @@ def test_synthetic_section_without_sidecar_and_unknown_pixel_size(tmp_path):
 def test_bad_input_is_one_line_and_exit_1(field, change, message):
     pd.DataFrame({"x": [40, 120], "y": [40, 40], "Fo": [95.0, 90.0]}).to_csv(field / "two.csv", index=False)
     # three points on the two darkest crystals only: the three brighter ones lie far beyond the calibration
-    pd.DataFrame({"x": [40, 45, 120], "y": [40, 40, 40], "Fo": [95.0, 95.1, 90.0]}).to_csv(field / "far.csv", index=False)
+    pd.DataFrame({"x": [40, 45, 120], "y": [40, 40, 40], "Fo": [95.0, 95.1, 90.0]}).to_csv(
+        field / "far.csv", index=False
+    )
     imagecodecs_png = imagecodecs.png_encode(np.full((10, 10), GROUNDMASS, np.uint8))
     (field / "small.png").write_bytes(imagecodecs_png)
     base = ["crystals", str(field / "field.tif"), "--mask", str(field / "mask.png"), "--out", str(field / "out")]
@@ -121,7 +142,9 @@ def test_mask_from_another_catalogue_is_refused(field, tmp_path):
     mask = np.full((160, 240), 1, np.uint8)
     (tmp_path / "other.png").write_bytes(imagecodecs.png_encode(mask))
     (tmp_path / "other.json").write_text(json.dumps({"classes": {"0": "Glass", "1": "Quartz"}, "shape": [160, 240]}))
-    result = _run(["crystals", str(field / "field.tif"), "--mask", str(tmp_path / "other.png"), "--out", str(tmp_path / "o")])
+    result = _run(
+        ["crystals", str(field / "field.tif"), "--mask", str(tmp_path / "other.png"), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1 and "differ from the catalogue" in result.output
 
 

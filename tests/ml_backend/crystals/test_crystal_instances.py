@@ -13,7 +13,9 @@ from ml_backend.crystals.evaluate import match_instances
 from ml_backend.crystals.instances import label_crystals, square_closing, validate_mask
 
 CAT = load_catalogue()
-EPOXY, GROUNDMASS, PLAG, CPX, OLIVINE, OXIDE = (CAT.index_of(n) for n in ("Epoxy", "Groundmass", "Plagioclase", "Clinopyroxene", "Olivine", "Fe-Ti oxide"))
+EPOXY, GROUNDMASS, PLAG, CPX, OLIVINE, OXIDE = (
+    CAT.index_of(n) for n in ("Epoxy", "Groundmass", "Plagioclase", "Clinopyroxene", "Olivine", "Fe-Ti oxide")
+)
 CRYSTALS = crystal_class_indices(CAT, CrystalConfig())
 
 
@@ -107,14 +109,18 @@ def test_inclusion_is_its_own_crystal_and_not_the_hosts_rim():
     inst = label_crystals(mask, CAT)
     assert inst.count == 2
     host = inst.labels[40, 40]
-    assert inst.class_index[host] == OLIVINE and np.count_nonzero(inst.labels == host) == len(disk((40, 60), 30)[0]) - 25
+    assert (
+        inst.class_index[host] == OLIVINE and np.count_nonzero(inst.labels == host) == len(disk((40, 60), 30)[0]) - 25
+    )
     # depth around the inclusion is that of the crystal's core, not of a rim
     assert inst.depth[40, 57] == 27 and inst.max_depth[host] == 27  # 30 px radius, 3 px off the centre
 
 
 def test_thin_tilted_lath_is_not_cut_into_pieces():
     mask = _canvas((120, 120))
-    rr, cc = polygon(np.array([10, 14, 108, 104]), np.array([14, 10, 104, 108]), mask.shape)  # 5 px wide, 130 long, 45 degrees
+    rr, cc = polygon(
+        np.array([10, 14, 108, 104]), np.array([14, 10, 104, 108]), mask.shape
+    )  # 5 px wide, 130 long, 45 degrees
     mask[rr, cc] = PLAG
     inst = label_crystals(mask, CAT)
     assert inst.count == 1
@@ -132,7 +138,9 @@ def test_depth_is_distance_to_the_outline_and_max_depth_the_inscribed_radius():
 def test_square_closing_matches_scipy():
     rng = np.random.default_rng(3)
     a = rng.random((60, 70)) < 0.4
-    ref = ndi.minimum_filter(ndi.maximum_filter(a.view(np.uint8), size=5, mode="constant", cval=0), size=5, mode="constant", cval=1)
+    ref = ndi.minimum_filter(
+        ndi.maximum_filter(a.view(np.uint8), size=5, mode="constant", cval=0), size=5, mode="constant", cval=1
+    )
     np.testing.assert_array_equal(square_closing(a, 5), ref.view(bool))
 
 

@@ -33,7 +33,9 @@ def test_rectangle_exact_values():
     assert (row.centroid_x_px, row.centroid_y_px) == (39.5, 34.5)
     assert row.orientation_deg == pytest.approx(0.0, abs=1e-9)
     # regionprops' ellipse of the same second moments: 4 sqrt(var); var of 40 integers = (40^2 - 1) / 12
-    assert row.major_axis_px == pytest.approx(4 * np.sqrt((40**2 - 1) / 12)) and row.minor_axis_px == pytest.approx(4 * np.sqrt((10**2 - 1) / 12))
+    assert row.major_axis_px == pytest.approx(4 * np.sqrt((40**2 - 1) / 12)) and row.minor_axis_px == pytest.approx(
+        4 * np.sqrt((10**2 - 1) / 12)
+    )
     assert row.aspect_ratio == pytest.approx(row.major_axis_px / row.minor_axis_px)
     assert row.solidity == 1.0
     assert (row.bbox_min_row, row.bbox_min_col, row.bbox_max_row, row.bbox_max_col) == (30, 20, 40, 60)
@@ -70,7 +72,9 @@ def test_solidity_one_for_convex_and_exact_for_an_l_shape():
     labels = np.zeros((30, 30), np.int32)
     labels[2:12, 2:12] = 1  # 10 x 10 square: convex
     labels[15:25, 15:25] = 2
-    labels[15:20, 20:25] = 0  # L of 75 px; hull of its centres: the 10 x 10 square minus the triangle off the cut corner
+    labels[15:20, 20:25] = (
+        0  # L of 75 px; hull of its centres: the 10 x 10 square minus the triangle off the cut corner
+    )
     counts = convex_pixel_counts(labels, 2)
     assert counts[1] == 100
     # hull vertices (15,15) (24,15) (24,24) (20,24) (15,19): lattice points inside or on it
@@ -127,7 +131,11 @@ def test_outline_of_a_tiny_crystal_keeps_three_vertices():
 
 
 def test_to_percent_uses_pixel_edges():
-    assert to_percent(np.array([[-0.5, -0.5], [99.5, 49.5], [0.0, 0.0]]), 100, 50) == [[0.0, 0.0], [100.0, 100.0], [0.5, 1.0]]
+    assert to_percent(np.array([[-0.5, -0.5], [99.5, 49.5], [0.0, 0.0]]), 100, 50) == [
+        [0.0, 0.0],
+        [100.0, 100.0],
+        [0.5, 1.0],
+    ]
 
 
 def test_a_field_without_crystals_gives_empty_tables():

@@ -17,7 +17,14 @@ CAT = load_catalogue()
 
 def test_size_class_thresholds_default_and_custom():
     ecd = np.array([5.0, 29.99, 30.0, 299.9, 300.0, 2000.0])
-    assert size_classes(ecd, CrystalConfig()).tolist() == ["microlite", "microlite", "microphenocryst", "microphenocryst", "phenocryst", "phenocryst"]
+    assert size_classes(ecd, CrystalConfig()).tolist() == [
+        "microlite",
+        "microlite",
+        "microphenocryst",
+        "microphenocryst",
+        "phenocryst",
+        "phenocryst",
+    ]
     custom = CrystalConfig(microphenocryst_min_um=100, phenocryst_min_um=500)
     assert size_classes(ecd, custom).tolist() == ["microlite"] * 3 + ["microphenocryst"] * 2 + ["phenocryst"]
     assert size_classes(None, CrystalConfig(), count=2).tolist() == ["unknown", "unknown"]
@@ -42,7 +49,13 @@ def _table(groups: list[tuple[str, float, float, str, int]], seed: int = 0) -> p
 
 
 def test_clusters_found_and_described():
-    table = _table([("Olivine", 700.0, 1.3, "normal", 40), ("Olivine", 40.0, 1.2, "unzoned", 60), ("Plagioclase", 150.0, 5.0, "unzoned", 30)])
+    table = _table(
+        [
+            ("Olivine", 700.0, 1.3, "normal", 40),
+            ("Olivine", 40.0, 1.2, "unzoned", 60),
+            ("Plagioclase", 150.0, 5.0, "unzoned", 30),
+        ]
+    )
     table["cluster"] = cluster_crystals(table, CrystalConfig())
     assert sorted(table["cluster"].unique()) == ["Olivine-1", "Olivine-2", "Plagioclase-1"]
     big = table[table["cluster"] == "Olivine-1"]
@@ -83,9 +96,13 @@ def test_size_distribution_counts_edge_correction_and_units():
     assert everything.loc[10.0, "number_per_area"] == pytest.approx(2 * 1e4 / 98**2 + 1e4 / 50**2)
     assert everything.loc[10.0, "population_density"] == pytest.approx(everything.loc[10.0, "number_per_area"] / 0.09)
     assert set(csd["unit"]) == {"um"} and set(csd["class_name"]) == {"all", "Olivine"}
-    in_px = size_distribution(_csd_table([2.0, 5.0], [2, 2], [False, False], None), (100, 100), 10_000, bins_per_decade=1)
+    in_px = size_distribution(
+        _csd_table([2.0, 5.0], [2, 2], [False, False], None), (100, 100), 10_000, bins_per_decade=1
+    )
     assert set(in_px["unit"]) == {"px"}
-    assert in_px.loc[in_px["class_name"] == "all", "number_per_area"].sum() == pytest.approx(2 * 1e4 / 98**2 / 0.01)  # per million px
+    assert in_px.loc[in_px["class_name"] == "all", "number_per_area"].sum() == pytest.approx(
+        2 * 1e4 / 98**2 / 0.01
+    )  # per million px
 
 
 def test_size_distribution_plot_is_a_png(tmp_path):

@@ -42,7 +42,10 @@ def test_split_quality_and_size_recovery():
         f1.append(match.f1)
         area = np.bincount(inst.labels.ravel())
         found = np.sqrt(4 * area[match.pairs[:, 0]] / np.pi)
-        true = section.crystals.set_index("id").loc[match.pairs[:, 1], "equivalent_diameter_um"].to_numpy() / section.pixel_size_um
+        true = (
+            section.crystals.set_index("id").loc[match.pairs[:, 1], "equivalent_diameter_um"].to_numpy()
+            / section.pixel_size_um
+        )
         errors.append((found / true - 1)[true >= 10])
     errors = np.abs(np.concatenate(errors))
     assert min(f1) >= 0.93 and np.mean(f1) >= 0.95
@@ -72,7 +75,9 @@ def _probe_points(section) -> np.ndarray:
     """(x, y, Fo) at the deepest crack-free point of every unzoned olivine (uniform, known Fo)."""
     olivine_9x9 = ndi.binary_erosion(section.classes == OLIVINE, np.ones((9, 9)))
     points = []
-    for row in section.crystals[(section.crystals["class_index"] == OLIVINE) & (section.crystals["zoning"] == "unzoned")].itertuples():
+    for row in section.crystals[
+        (section.crystals["class_index"] == OLIVINE) & (section.crystals["zoning"] == "unzoned")
+    ].itertuples():
         own = section.instances == row.id
         depth = ndi.distance_transform_edt(own) * (own & olivine_9x9)
         if depth.max() > 0:
@@ -105,7 +110,9 @@ def test_fo_calibration_recovers_the_generators_compositions():
 def test_core_fo_of_crystals_from_a_calibrated_analysis():
     section = generate_section(1024, 0, FO_SECTIONS)
     points = _probe_points(section)
-    analysis = analyse_crystals(section.image, section.classes, section.pixel_size_um, CAT, probe_points=ProbePoints(*points.T, "Fo"))
+    analysis = analyse_crystals(
+        section.image, section.classes, section.pixel_size_um, CAT, probe_points=ProbePoints(*points.T, "Fo")
+    )
     match = match_instances(analysis.instances.labels, section.instances, 0.5, MIN_AREA)
     found = analysis.table.set_index("id").loc[match.pairs[:, 0]]
     truth = section.crystals.set_index("id").loc[match.pairs[:, 1]]
@@ -113,7 +120,10 @@ def test_core_fo_of_crystals_from_a_calibrated_analysis():
     error = found["core_Fo"].to_numpy()[unzoned] - truth["core_composition"].to_numpy()[unzoned]
     assert unzoned.sum() >= 10 and np.nanmedian(np.abs(error)) <= 1.5
     fo_map = analysis.calibrated.composition_map
-    assert np.isnan(fo_map[section.classes != OLIVINE]).all() and np.isfinite(fo_map[section.classes == OLIVINE]).mean() > 0.95
+    assert (
+        np.isnan(fo_map[section.classes != OLIVINE]).all()
+        and np.isfinite(fo_map[section.classes == OLIVINE]).mean() > 0.95
+    )
     assert analysis.zoning_summary.set_index("class_name").loc["Olivine", "median_core_Fo"] == pytest.approx(
         np.nanmedian(found["core_Fo"].to_numpy()[(truth["class_index"] == OLIVINE).to_numpy()]), abs=3.0
     )

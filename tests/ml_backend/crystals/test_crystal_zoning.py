@@ -81,7 +81,14 @@ def test_profile_runs_from_rim_to_core():
 
 
 def test_count_oscillations_exact():
-    profile = np.array([[0.0, 1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0, 4.0], [0.0, np.nan, 1.0, np.nan, 0.0], [0.0, 0.01, 0.0, 0.01, 0.0]])
+    profile = np.array(
+        [
+            [0.0, 1.0, 0.0, 1.0, 0.0],
+            [0.0, 1.0, 2.0, 3.0, 4.0],
+            [0.0, np.nan, 1.0, np.nan, 0.0],
+            [0.0, 0.01, 0.0, 0.01, 0.0],
+        ]
+    )
     se = np.full(profile.shape, 0.01)
     floor = np.full(4, 0.05)
     np.testing.assert_array_equal(count_oscillations(profile, se, floor, 3.0), [3, 0, 1, 0])

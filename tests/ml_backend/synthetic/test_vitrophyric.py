@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ CRYSTAL_CLASSES = (PLAG, CPX, OLIVINE, OXIDE)
 SEEDS = range(8)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _field(seed: int, size: int = 384) -> SyntheticSection:
     return generate(size, seed)
 

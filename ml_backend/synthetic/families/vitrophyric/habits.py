@@ -126,8 +126,9 @@ def _resorbed(habit: Habit, rng: np.random.Generator, sieve_probability: float) 
         outer = float(rng.uniform(inner + 0.2, 0.95))
         band = polygon_area(rounded.outline) * ((1 - inner) ** 2 - (1 - outer) ** 2)
         count = int(np.clip(rng.uniform(0.15, 0.35) * band / (np.pi * blob**2 / 4), 3, 200))
-        rounded.sieve, rounded.model = Sieve(inner, outer, float(blob), count), rounded.model.replace(
-            "resorbed", "sieved"
+        rounded.sieve, rounded.model = (
+            Sieve(inner, outer, float(blob), count),
+            rounded.model.replace("resorbed", "sieved"),
         )
     return rounded
 
