@@ -14,6 +14,7 @@ COPY ml_backend ml_backend
 COPY active_learning active_learning
 COPY tracking_analysis tracking_analysis
 COPY benchmarks benchmarks
+COPY scraiber scraiber
 RUN pip install -c .ci/constraints.txt . \
     && useradd --system --home-dir /var/lib/scraiber --create-home scraiber
 USER scraiber

@@ -217,7 +217,7 @@ def _workflow(ctx: click.Context, rate: float) -> tuple[AuditWorkflow, LabelStud
     from active_learning.pseudonyms import resolve_key
     from active_learning.store import open_store
     from label_config import load_catalogue
-    from ml_backend.cli import settings_from
+    from ml_backend.settings import settings_from
 
     settings = settings_from(ctx)
     if settings.label_studio_api_key is None:

@@ -294,24 +294,3 @@ class FastLearning:
                 self.refresh()
             except Exception:  # noqa: BLE001 - keep learning alive; the next harvest or interval retries
                 log.exception("fast learner refresh failed")
-
-
-def build_fast_learning(settings: Any, worker: Any) -> FastLearning:
-    """The fast learning of a harvest worker (:func:`active_learning.worker.build_worker`)."""
-    from active_learning.registry import ModelRegistry
-    from active_learning.serve import image_source
-    from active_learning.served_model import ServedModel
-    from active_learning.strategies import create_scorer
-    from ml_backend.predictor import Predictor
-
-    harvester = worker.harvester
-    catalogue = harvester.catalogue
-    served = ServedModel(catalogue, registry=lambda: ModelRegistry.from_settings(settings), model_name=settings.model_name,
-                         poll_seconds=settings.model_poll_seconds, fcn_options={"threads": settings.threads})  # fmt: skip
-    images = image_source(settings)
-    updater, learners = None, None
-    if settings.fast_learner:
-        updater = FastLearnerUpdater(harvester.harvests, harvester.store, images, served, len(catalogue))
-        learners = ProjectLearners(harvester.store, refresh_seconds=0.0)
-    predictor = Predictor(catalogue, served, images, create_scorer(settings.query_strategy), for_project=learners)
-    return FastLearning(updater, harvester.client, predictor, worker.reconciler.served_projects)

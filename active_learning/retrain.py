@@ -37,7 +37,6 @@ Cycles run in the harvest worker's process, beside harvesting, never in the web 
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -420,22 +419,4 @@ def modal_trainer(
     return run_training_on_modal(
         config.replace(init_from=None, checkpoint_dir=None), settings,
         harvested=train_keys, validation=val_keys, init_key=init_key,
-    )  # fmt: skip
-
-
-def build_cycle(
-    settings: Settings, worker: Any, observer: Callable[[dict[str, Any]], None] | None = None
-) -> RetrainCycle:
-    """The retraining cycle of a harvest worker (:func:`active_learning.worker.build_worker`)."""
-    from active_learning.serve import image_source
-
-    base = TrainConfig.from_file(settings.retrain_config) if settings.retrain_config else None
-    harvester = worker.harvester
-    trainer: Callable[..., Any] = run_training
-    if settings.train_on == "modal":
-        trainer = functools.partial(modal_trainer, store=harvester.store)
-    client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), 120)
-    return RetrainCycle(
-        settings, harvester.catalogue, harvester.harvests, harvester.store, worker.training, client,
-        image_source(settings), worker.reconciler.served_projects, base, trainer, observer=observer,
     )  # fmt: skip

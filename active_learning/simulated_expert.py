@@ -433,7 +433,7 @@ class SimulatedExpert:
 @click.pass_context
 def simulate_command(ctx, project_id, truth_dir, mapping, mode, max_tasks, budget, tolerance, skip_probability, seed):
     """Play a simulated expert against Label Studio (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY)."""
-    from ml_backend.cli import settings_from
+    from ml_backend.settings import settings_from
 
     settings = settings_from(ctx)
     if settings.label_studio_api_key is None:

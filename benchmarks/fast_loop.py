@@ -19,15 +19,15 @@ import click
 import numpy as np
 from PIL import Image
 
-from active_learning.stack import backend_process
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.brush import mask_to_rle, rle_to_mask
 from ml_backend.label_studio import LabelStudioClient
-from ml_backend.label_studio_server import LabelStudioAccount, LabelStudioServer
 from ml_backend.metrics import class_iou, confusion_matrix, mean_iou
-from ml_backend.processes import free_port
 from ml_backend.synthetic.families import TEST_SEED_START, family_names, generate_field
+from scraiber.label_studio_server import LabelStudioAccount, LabelStudioServer
+from scraiber.processes import free_port
+from scraiber.stack import backend_process
 
 
 def _labels(prediction: dict, shape: tuple[int, int], catalogue) -> np.ndarray:

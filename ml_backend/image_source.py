@@ -30,13 +30,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ml_backend.bse_io import BSEImage, decode_bse, probe_bse
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError
 from ml_backend.label_studio_urls import LOCAL_FILES, STORAGE, FileURL, FileURLError, parse_file_url
 from ml_backend.memory_budget import MemoryBudget
+from ml_backend.s3 import s3_client_from
+
+if TYPE_CHECKING:
+    from ml_backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +182,19 @@ def _display_name(url: str) -> str:
         return parse_file_url(urlunsplit(("", "", parts.path, parts.query, "")), None).name
     except FileURLError:
         return parts.path or url
+
+
+def image_source_from(settings: Settings, budget: MemoryBudget | None = None) -> ImageSource:
+    """Where task images may come from, as configured (each decoded image reserves ``budget``)."""
+    client = None
+    if settings.label_studio_api_key is not None:
+        client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value())
+    return ImageSource(
+        label_studio=client,
+        s3_client=(lambda: s3_client_from(settings)) if settings.allowed_buckets else None,
+        allowed_buckets=frozenset(settings.allowed_buckets),
+        allowed_local_roots=tuple(settings.allowed_local_roots),
+        local_files_root=settings.local_files_document_root,
+        max_pixels=settings.max_image_pixels,
+        budget=budget,
+    )

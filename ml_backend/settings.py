@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -309,3 +310,15 @@ class Settings(BaseSettings):
     def auth_required(self) -> bool:
         """Basic auth is required everywhere except the local demo."""
         return not self.demo
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    """The settings object of this invocation, built once from the environment.
+
+    Tests may put a ready ``Settings`` into ``obj["settings"]`` of the root context.
+    """
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "settings" not in root.obj:
+        root.obj["settings"] = Settings()
+    return root.obj["settings"]

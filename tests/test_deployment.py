@@ -12,8 +12,8 @@ import pytest
 import requests
 import yaml
 
-from ml_backend.label_studio_server import banned_subnets_except
 from ml_backend.settings import Settings
+from scraiber.label_studio_server import banned_subnets_except
 
 ROOT = Path(__file__).parents[1]
 REQUIRED = {
@@ -179,7 +179,7 @@ def test_mlflow_started_with_the_compose_command_answers_the_backend(compose, s3
     database password is on no process's command line."""
     import sqlalchemy
 
-    from ml_backend.processes import ManagedProcess, free_port
+    from scraiber.processes import ManagedProcess, free_port
 
     service = compose["services"]["mlflow"]
     command = service["command"].split() if isinstance(service["command"], str) else list(service["command"])

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from active_learning.serve import image_source
-from ml_backend.image_source import ImageSource, ImageSourceError
+from ml_backend.image_source import ImageSource, ImageSourceError, image_source_from
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.settings import Settings
 
@@ -52,12 +51,12 @@ def test_s3_objects_with_the_configured_credentials(s3_server, tmp_path):
         AWS_SECRET_ACCESS_KEY=s3_server.secret_access_key,
         AWS_DEFAULT_REGION=s3_server.region,
     )
-    source = image_source(settings)
+    source = image_source_from(settings)
     np.testing.assert_array_equal(source.fetch("s3://thin-sections/sample-7/field.png").pixels, _field())
     with pytest.raises(ImageSourceError, match="not in SCRAIBER_ALLOWED_BUCKETS"):
         source.fetch("s3://other-bucket/sample-7/field.png")
     with pytest.raises(ImageSourceError, match="NoSuchKey|404"):
         source.fetch("s3://thin-sections/sample-7/missing.png")
-    wrong = image_source(settings.model_copy(update={"aws_secret_access_key": SecretStr("not-the-secret")}))
+    wrong = image_source_from(settings.model_copy(update={"aws_secret_access_key": SecretStr("not-the-secret")}))
     with pytest.raises(ImageSourceError, match="S3 refused"):
         wrong.fetch("s3://thin-sections/sample-7/field.png")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from active_learning.stack import DEMO_PROJECT, UNCERTAIN_TAB
 from ml_backend.label_studio import LabelStudioClient
-from ml_backend.processes import free_port, url_answers
+from scraiber.processes import free_port, url_answers
+from scraiber.stack import DEMO_PROJECT, UNCERTAIN_TAB
 from tests.fixtures.browser import login_label_studio, screenshot
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ class Up:
 def _up(folder: Path, port: int, backend_port: int, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "ml_backend", "up", "--port", str(port), "--backend-port", str(backend_port), "--fields", "2"],
+            [sys.executable, "-m", "scraiber", "up", "--port", str(port), "--backend-port", str(backend_port), "--fields", "2"],
             stdout=out, stderr=subprocess.STDOUT, env=CLEAN_ENV, start_new_session=True, cwd=folder,
         )  # fmt: skip
 

@@ -109,8 +109,8 @@ def _load(path: str):
 def _snapshot(ctx: click.Context, project_id: int):
     from active_learning.pseudonyms import resolve_key
     from label_config import load_catalogue
-    from ml_backend.cli import settings_from
     from ml_backend.label_studio import LabelStudioClient
+    from ml_backend.settings import settings_from
     from tracking_analysis.snapshot import capture
 
     settings = settings_from(ctx)
@@ -186,7 +186,7 @@ def export_command(ctx, project_id, snapshot_path, out, images_dir, image_url_te
                    creators, keywords, related, publisher, coco, crystals, with_model, make_zip):  # fmt: skip
     """Labels of a project as an open-data package: Frictionless, RO-Crate, DataCite, Zenodo and CFF metadata."""
     from label_config import load_catalogue
-    from ml_backend.cli import settings_from
+    from ml_backend.settings import settings_from
     from tracking_analysis.dataset_metadata import Creator, RelatedIdentifier
     from tracking_analysis.export import ExportOptions, export_package
     from tracking_analysis.model_card import ModelLookup, export_model
@@ -205,9 +205,9 @@ def export_command(ctx, project_id, snapshot_path, out, images_dir, image_url_te
     if images_dir is not None:
         fetch = folder_fetcher(images_dir)
     elif settings.label_studio_api_key is not None:
-        from active_learning.serve import image_source
+        from ml_backend.image_source import image_source_from
 
-        fetch = image_source(settings).fetch_bytes
+        fetch = image_source_from(settings).fetch_bytes
     else:
         fetch = None
     model = (lambda folder: export_model(with_model, settings, catalogue, folder)) if with_model else None
@@ -236,7 +236,7 @@ def publish_command(ctx, package, zenodo, sandbox, do_publish):
     """Deposit an exported package on Zenodo: checks it, creates a draft, sets its metadata, uploads the archive."""
     import tempfile
 
-    from ml_backend.cli import settings_from
+    from ml_backend.settings import settings_from
     from tracking_analysis.datapackage import validate_package
     from tracking_analysis.export import write_zip
     from tracking_analysis.zenodo import SANDBOX_API, ZENODO_API, ZenodoClient, deposit

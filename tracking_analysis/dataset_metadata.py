@@ -42,6 +42,8 @@ RELATIONS = (
     "IsReferencedBy", "IsDerivedFrom", "IsSourceOf", "IsPartOf", "HasPart", "IsNewVersionOf",
     "IsPreviousVersionOf", "IsDocumentedBy", "Documents", "Requires", "IsRequiredBy",
 )  # fmt: skip
+#: Zenodo's spelling of each relation (lower camel case).
+ZENODO_RELATIONS = {relation: relation[0].lower() + relation[1:] for relation in RELATIONS}
 DEFAULT_KEYWORDS = (
     "backscattered electron imaging", "BSE", "thin section", "basalt", "petrology", "mineral segmentation",
     "semantic segmentation", "training data", "implicit labels", "active learning",
@@ -342,7 +344,6 @@ def datacite_xml(record: dict[str, Any]) -> str:
 
 def zenodo_metadata(meta: DatasetMetadata) -> dict[str, Any]:
     """The deposition metadata of Zenodo's REST API (and of ``.zenodo.json``)."""
-    from tracking_analysis.zenodo import ZENODO_RELATIONS
 
     data: dict[str, Any] = {
         "upload_type": "dataset",

@@ -1,7 +1,7 @@
 """The post-session questionnaire (``label_config/questionnaire.xml``): answers, summary, join to sessions.
 
 ``scraiber up`` creates the Label Studio project "scrAiber session questionnaire" with one
-template task (:func:`active_learning.stack.bootstrap_questionnaire`); an annotator adds one
+template task (:func:`scraiber.stack.bootstrap_questionnaire`); an annotator adds one
 annotation to it after each labelling session. An answer is joined to a session of the
 analysed project (:mod:`tracking_analysis.sessions`) thus:
 

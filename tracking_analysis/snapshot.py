@@ -38,12 +38,13 @@ from PIL import Image
 
 from active_learning.corrections import result_shape, results_to_class_map
 from active_learning.pseudonyms import pseudonym
-from active_learning.stack import QUESTIONNAIRE_PROJECT
 from label_config import Catalogue
 from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioClient
 
 FORMAT, VERSION = "scraiber-tracking-snapshot", 1
+#: Title of the Label Studio project holding the session questionnaire.
+QUESTIONNAIRE_PROJECT = "scrAiber session questionnaire"
 
 
 def encode_map(classes: np.ndarray) -> str:

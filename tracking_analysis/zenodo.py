@@ -26,14 +26,11 @@ from urllib.parse import quote
 
 import requests
 
-from tracking_analysis.dataset_metadata import RELATIONS
-
 log = logging.getLogger(__name__)
 
 ZENODO_API = "https://zenodo.org/api"
 SANDBOX_API = "https://sandbox.zenodo.org/api"
 #: DataCite relation types -> Zenodo's (the same words, lower camel case).
-ZENODO_RELATIONS = {relation: relation[0].lower() + relation[1:] for relation in RELATIONS}
 
 
 class ZenodoError(OSError):

@@ -9,10 +9,9 @@ import click
 from active_learning.sections.ingest import STORAGES, ingest_mosaic, make_target
 from active_learning.sections.stitch import SOURCES, Stitcher
 from label_config.catalogue import load_catalogue
-from ml_backend.cli import settings_from
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.mosaic.reader import MosaicReader
-from ml_backend.settings import Settings
+from ml_backend.settings import Settings, settings_from
 
 
 def _client(settings: Settings) -> LabelStudioClient:

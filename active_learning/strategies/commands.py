@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from ml_backend.cli import settings_from
-from ml_backend.settings import Settings
+from ml_backend.settings import Settings, settings_from
 
 
 def _client(settings: Settings):
@@ -41,11 +40,11 @@ def _open(task: dict) -> bool:
 @click.pass_context
 def score_command(ctx, project_id, strategies, segmenter_name, model, all_tasks) -> None:
     """Score a project's tasks with the given query strategies and store the scores."""
-    from active_learning.serve import image_source
     from active_learning.strategies import create_scorer
     from active_learning.strategies.scoring import score_tasks
     from active_learning.strategies.store import ScoreStore
     from label_config import load_catalogue
+    from ml_backend.image_source import image_source_from
     from ml_backend.label_map import control_target
     from ml_backend.segmenters import create_segmenter
 
@@ -53,7 +52,7 @@ def score_command(ctx, project_id, strategies, segmenter_name, model, all_tasks)
     catalogue = load_catalogue(settings.catalogue)
     scorers = [create_scorer(name) for name in strategies]
     segmenter = create_segmenter(segmenter_name, catalogue, **({"model": model} if model else {}))
-    images = image_source(settings)
+    images = image_source_from(settings)
     with _client(settings) as client:
         target = control_target(client.get_project(project_id)["label_config"], catalogue)
         tasks = [t for t in client.list_tasks(project_id) if all_tasks or _open(t)]

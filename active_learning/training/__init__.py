@@ -11,7 +11,8 @@ Imports stay light (torch, smp, numpy, scipy): MLflow is imported only to regist
 
 from active_learning.training.config import TRAINING_SYNTH, TrainConfig
 from active_learning.training.data import HarvestedSample
-from active_learning.training.loop import TrainingResult, run_training
+from active_learning.training.loop import run_training
+from active_learning.training.result import TrainingResult
 from active_learning.training.validation import ValidationSample
 
 __all__ = ["TRAINING_SYNTH", "HarvestedSample", "TrainConfig", "TrainingResult", "ValidationSample", "run_training"]

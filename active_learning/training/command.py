@@ -17,7 +17,7 @@ _MODAL_FUNCTION = "run_training_on_modal"
 def _settings(ctx: click.Context, needed: bool):
     """The invocation's settings, or None where pydantic-settings is missing and none are needed."""
     try:
-        from ml_backend.cli import settings_from
+        from ml_backend.settings import settings_from
     except ImportError as exc:
         if needed:
             raise ValueError(f"registering or --on modal needs the full installation ({exc})") from None

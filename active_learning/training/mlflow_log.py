@@ -16,7 +16,7 @@ import torch
 from active_learning.registry import ModelRegistry
 from active_learning.tracking import TrainingRun, start_run
 from active_learning.training.config import TrainConfig
-from active_learning.training.loop import TrainingResult
+from active_learning.training.result import TrainingResult
 from ml_backend.settings import Settings
 
 

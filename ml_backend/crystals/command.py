@@ -11,12 +11,12 @@ import tifffile
 
 from label_config.catalogue import Catalogue, load_catalogue
 from ml_backend.bse_io import read_bse
-from ml_backend.cli import settings_from
 from ml_backend.crystals.analysis import analyse_crystals
 from ml_backend.crystals.calibration import read_probe_points
 from ml_backend.crystals.config import CrystalConfig
 from ml_backend.crystals.report import write_report
 from ml_backend.masks import read_mask, sidecar_path
+from ml_backend.settings import settings_from
 
 
 def parse_sizes(text: str) -> tuple[float, float]:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from active_learning.serve import image_source
 from active_learning.store import ArtefactAccessError, open_store
+from ml_backend.image_source import image_source_from
 from ml_backend.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def test_temporary_credentials_from_the_environment(s3_server, aws_env) -> None:
     store = open_store(f"s3://{bucket}/labels/{uuid.uuid4().hex}", settings)
     store.put_bytes("a.bin", b"temporary")
     assert store.get_bytes("a.bin") == b"temporary"
-    assert image_source(settings).fetch(f"s3://{bucket}/field.png").pixels.shape == (64, 64)
+    assert image_source_from(settings).fetch(f"s3://{bucket}/field.png").pixels.shape == (64, 64)
 
     # the server really checks the token: the same keys without it are refused
     aws_env.delenv("AWS_SESSION_TOKEN")

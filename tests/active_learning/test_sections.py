@@ -15,10 +15,10 @@ from active_learning.sections.stitch import Stitcher, tile_classes
 from label_config.catalogue import IGNORE_INDEX, load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.brush import mask_to_rle
-from ml_backend.cli import main
 from ml_backend.mosaic.reader import MosaicReader
 from ml_backend.mosaic.synthetic import write_synthetic_mosaic
 from ml_backend.settings import Settings
+from scraiber.cli import main
 
 CATALOGUE = load_catalogue()
 WIDTH, HEIGHT, TILE, OVERLAP = 600, 500, 256, 32

@@ -20,8 +20,8 @@ from active_learning.store import (
     S3ArtefactStore,
     open_store,
 )
-from ml_backend.processes import free_port
 from ml_backend.settings import Settings
+from scraiber.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_KEYS = [

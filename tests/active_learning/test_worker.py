@@ -17,10 +17,10 @@ from active_learning.store import LocalArtefactStore
 from active_learning.training_queue import TrainingQueue
 from active_learning.worker import Worker, WorkerLease, is_transient
 from label_config import load_catalogue
-from ml_backend.cli import main
 from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioError
 from ml_backend.settings import Settings
+from scraiber.cli import main
 from tests.active_learning.fake_label_studio import MINERALS_XML, FakeLabelStudio, brush_result
 
 CATALOGUE = load_catalogue()

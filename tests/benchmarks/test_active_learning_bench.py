@@ -127,7 +127,7 @@ def test_analyse_only_reproduces_the_figures(reduced_run):
 
 
 def test_scraiber_report_plots_the_benchmark_curves_and_reliability_diagram(reduced_run, tmp_path):
-    from ml_backend.cli import main
+    from scraiber.cli import main
     from tests.tracking_analysis.record_session import DATA
 
     _, out, _ = reduced_run

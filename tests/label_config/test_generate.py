@@ -8,7 +8,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR, GENERATED, crystals_xml, minerals_xml, validate_config
-from ml_backend.cli import main
+from scraiber.cli import main
 
 
 @pytest.mark.parametrize("filename", sorted(GENERATED))

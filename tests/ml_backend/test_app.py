@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from active_learning.event_log import EventLog
-from active_learning.serve import SegmenterProvider, status_counters
 from label_config import load_catalogue
 from label_config.generate import minerals_xml
 from ml_backend.adapter import BackendServices
@@ -20,6 +19,7 @@ from ml_backend.image_source import ImageSource
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.predictor import Predictor
 from ml_backend.segmenters import create_segmenter
+from scraiber.serve import SegmenterProvider, status_counters
 
 AUTH = ("scraiber", "correct horse battery staple")
 
@@ -70,7 +70,7 @@ def test_health_is_open_and_everything_else_needs_auth(backend):
 
 def test_projects_that_call_setup_or_predict_are_the_ones_served(tmp_path, backend):
     from active_learning.harvest_log import HarvestLog
-    from active_learning.serve import project_noter
+    from scraiber.serve import project_noter
 
     _, events, provider = backend
     harvests = HarvestLog(events.engine)

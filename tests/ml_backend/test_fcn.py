@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from label_config.catalogue import load_catalogue
-from ml_backend.cli import main
 from ml_backend.fcn import (
     FCNConfig,
     FCNPredictor,
@@ -30,6 +29,7 @@ from ml_backend.fcn.model_files import resolve_model_uri
 from ml_backend.masks import read_mask
 from ml_backend.segmenters import create_segmenter, segmenter_names
 from ml_backend.synthetic import generate_section
+from scraiber.cli import main
 
 CAT = load_catalogue()
 SMALL = "fpn-mobilenet_v2"  # the smallest registered network (2.8 M parameters)

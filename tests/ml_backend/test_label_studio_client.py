@@ -20,7 +20,7 @@ import requests
 from PIL import Image
 
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError, is_personal_access_token
-from ml_backend.processes import free_port
+from scraiber.processes import free_port
 from tests.fixtures.browser import login_label_studio, screenshot
 from tests.fixtures.label_studio import LabelStudioInstance
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from ml_backend.label_studio import LabelStudioError
-from ml_backend.label_studio_server import (
+from scraiber.label_studio_server import (
     LabelStudioAccount,
     LabelStudioServer,
     banned_subnets_except,
     label_studio_executable,
 )
-from ml_backend.processes import ProcessError
+from scraiber.processes import ProcessError
 from tests.fixtures.label_studio import LabelStudioInstance
 
 

@@ -12,7 +12,6 @@ import torch
 from click.testing import CliRunner
 
 from label_config.catalogue import load_catalogue
-from ml_backend.cli import main
 from ml_backend.fcn import FCNConfig, FCNSegmenter, save_fcn
 from ml_backend.mosaic import writer
 from ml_backend.mosaic.methods import _on_device, prepare_method
@@ -23,6 +22,7 @@ from ml_backend.mosaic.synthetic import write_synthetic_mosaic
 from ml_backend.mosaic.writer import write_mask_tiff
 from ml_backend.normalise import IntensityRange
 from ml_backend.tiling import Window, predict_tiled
+from scraiber.cli import main
 
 CATALOGUE = load_catalogue()
 FAST = {"n_clusters": 5, "tile": 256, "overlap": 32}  # unsupervised options: one fit, small windows

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ml_backend.processes import ManagedProcess, ProcessError, free_port, log_tail
+from scraiber.processes import ManagedProcess, ProcessError, free_port, log_tail
 
 
 def _alive(pid: int) -> bool:

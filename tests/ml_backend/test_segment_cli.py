@@ -7,8 +7,8 @@ from click.testing import CliRunner
 from skimage.filters import threshold_otsu
 
 from ml_backend.bse_io import read_bse
-from ml_backend.cli import main
 from ml_backend.masks import read_mask
+from scraiber.cli import main
 from tests.data import DEMO_REAL_FIELD as REAL_FIELD
 
 

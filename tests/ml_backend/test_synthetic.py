@@ -15,8 +15,8 @@ from scipy import ndimage
 
 from label_config.catalogue import load_catalogue
 from ml_backend.bse_io import read_bse
-from ml_backend.cli import main
 from ml_backend.synthetic import CRYSTAL_COLUMNS, SynthConfig, SyntheticSection, generate_section, write_section
+from scraiber.cli import main
 
 CAT = load_catalogue()
 EPOXY, GROUNDMASS, PLAG, CPX, OLIVINE, OXIDE = (

@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from active_learning.stack import backend_process
-from ml_backend.processes import free_port
+from scraiber.processes import free_port
+from scraiber.stack import backend_process
 from tests.fixtures.backend import Backend
 from tests.security.conftest import check_answer, record_figures
 

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import insert
 
 from active_learning.event_log import EventLog
-from active_learning.serve import health_report
-from active_learning.worker import WorkerLease, WorkerSupervisor, stuck_holder, worker_lease, worker_state
+from active_learning.worker import WorkerLease, stuck_holder, worker_lease, worker_state
+from scraiber.serve import health_report
+from scraiber.worker_process import WorkerSupervisor
 from tests.security.conftest import wait_for
 
 

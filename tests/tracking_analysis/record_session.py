@@ -37,7 +37,6 @@ import requests
 from PIL import Image
 
 from active_learning.simulated_expert import ExpertConfig, SimulatedExpert, TruthLookup
-from active_learning.stack import bootstrap_questionnaire
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.label_map import control_target
@@ -46,6 +45,7 @@ from ml_backend.predictor import brush_results
 from ml_backend.segmenters import create_segmenter
 from ml_backend.synthetic import generate_section
 from ml_backend.uncertainty import task_score
+from scraiber.stack import bootstrap_questionnaire
 from tracking_analysis.snapshot import Snapshot, capture
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -199,7 +199,7 @@ def record_session(url: str, admin_key: str, work: Path, log: Callable[[str], No
 
 def main() -> None:
     """Record with a private Label Studio and overwrite the committed fixture."""
-    from ml_backend.label_studio_server import LabelStudioAccount, LabelStudioServer
+    from scraiber.label_studio_server import LabelStudioAccount, LabelStudioServer
 
     with tempfile.TemporaryDirectory(prefix="scraiber-record-") as folder:
         work = Path(folder)

@@ -18,17 +18,17 @@ from active_learning.harvest import Harvester
 from active_learning.harvest_log import LABEL, SKIP, HarvestLog
 from active_learning.pseudonyms import pseudonym
 from active_learning.simulated_expert import TruthLookup
-from active_learning.stack import QUESTIONNAIRE_PROJECT, bootstrap_questionnaire
 from active_learning.store import LocalArtefactStore
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
-from ml_backend.cli import main
 from ml_backend.settings import Settings
+from scraiber.cli import main
+from scraiber.stack import bootstrap_questionnaire
 from tests.tracking_analysis.record_session import ANSWERS, DATA, PSEUDONYM_KEY, SEEDS, record_session
 from tracking_analysis.datapackage import read_labels, validate_package
 from tracking_analysis.records import harvest_snapshot, records_of
 from tracking_analysis.report import build_report
-from tracking_analysis.snapshot import Snapshot
+from tracking_analysis.snapshot import QUESTIONNAIRE_PROJECT, Snapshot
 
 A, B = "u-55102114d772a6ae", "u-358a221f4caa6386"  # pseudonyms of the two accounts under PSEUDONYM_KEY
 PX = 256 * 256

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from active_learning.simulated_expert import TruthLookup
-from ml_backend.cli import main
+from scraiber.cli import main
 from tests.fixtures.browser import screenshot
 from tests.tracking_analysis.record_session import DATA
 from tracking_analysis.learning_curve import read_learning_curve

@@ -16,8 +16,7 @@ from importlib.metadata import entry_points
 import click
 
 from ml_backend.label_studio import LabelStudioError
-from ml_backend.processes import ProcessError
-from ml_backend.settings import Settings
+from scraiber.processes import ProcessError
 
 #: Errors a user can act on: printed as one line, exit code 1.
 USER_ERRORS = (ValueError, KeyError, OSError, ProcessError, LabelStudioError)
@@ -72,15 +71,3 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
 @main.group(cls=EntryPointGroup, entry_point_group="scraiber.bench")
 def bench() -> None:
     """Benchmarks that print speed and memory figures."""
-
-
-def settings_from(ctx: click.Context) -> Settings:
-    """The settings object of this invocation, built once from the environment.
-
-    Tests may put a ready ``Settings`` into ``obj["settings"]`` of the root context.
-    """
-    root = ctx.find_root()
-    root.ensure_object(dict)
-    if "settings" not in root.obj:
-        root.obj["settings"] = Settings()
-    return root.obj["settings"]

@@ -9,7 +9,7 @@ Runs where only numpy, scipy, scikit-learn, tifffile, torch, timm, smp, pandas, 
 tqdm are installed (a GPU machine): nothing here imports Label Studio, MLflow, pydantic
 or imagecodecs. Without the ``scraiber`` command::
 
-    python -m ml_backend.mosaic.bench --method fcn --device cuda   # 1-gigapixel section
+    python -m benchmarks.section --method fcn --device cuda   # 1-gigapixel section
 """
 
 from __future__ import annotations

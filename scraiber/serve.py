@@ -25,37 +25,19 @@ from active_learning.worker import worker_state
 from label_config import Catalogue, load_catalogue
 from ml_backend.adapter import BackendServices
 from ml_backend.app import create_app
-from ml_backend.image_source import ImageSource
-from ml_backend.label_studio import LabelStudioClient
+from ml_backend.image_source import image_source_from
 from ml_backend.memory_budget import (
     FAST_LEARNER_BYTES_PER_PIXEL,
     SEGMENTER_BYTES_PER_PIXEL,
-    MemoryBudget,
     budget_from_mb,
 )
 from ml_backend.predictor import Predictor
 from ml_backend.refine import InteractiveRefiner
-from ml_backend.s3 import s3_client_from
 from ml_backend.segmenters import Segmenter
 from ml_backend.settings import Settings
+from scraiber.wiring import basic_auth
 
 log = logging.getLogger(__name__)
-
-
-def image_source(settings: Settings, budget: MemoryBudget | None = None) -> ImageSource:
-    """Where task images may come from, as configured (each decoded image reserves ``budget``)."""
-    client = None
-    if settings.label_studio_api_key is not None:
-        client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value())
-    return ImageSource(
-        label_studio=client,
-        s3_client=(lambda: s3_client_from(settings)) if settings.allowed_buckets else None,
-        allowed_buckets=frozenset(settings.allowed_buckets),
-        allowed_local_roots=tuple(settings.allowed_local_roots),
-        local_files_root=settings.local_files_document_root,
-        max_pixels=settings.max_image_pixels,
-        budget=budget,
-    )
 
 
 class SegmenterProvider:
@@ -116,7 +98,7 @@ def build_services(settings: Settings, catalogue: Catalogue | None = None) -> Ba
     )
     events = EventLog.from_url(settings.resolved_event_log_url)
     cost = FAST_LEARNER_BYTES_PER_PIXEL if settings.fast_learner else SEGMENTER_BYTES_PER_PIXEL
-    images = image_source(settings, budget_from_mb(settings.predict_memory_mb, settings.web_workers, cost))
+    images = image_source_from(settings, budget_from_mb(settings.predict_memory_mb, settings.web_workers, cost))
     learners = ProjectLearners(open_store(settings.resolved_artefact_uri, settings)) if settings.fast_learner else None
     predictor = Predictor(catalogue, provider, images, create_scorer(settings.query_strategy), for_project=learners)
     secret = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
@@ -173,22 +155,6 @@ def health_report(events: EventLog, worker_expected: bool, stuck_after: float) -
     return report
 
 
-def basic_auth(settings: Settings) -> tuple[str, str] | None:
-    """The (user, password) the backend requires, or None in the local demo.
-
-    Raises:
-        ValueError: if basic auth is not configured outside the local demo.
-    """
-    if settings.basic_auth_user is not None and settings.basic_auth_pass is not None:
-        return settings.basic_auth_user, settings.basic_auth_pass.get_secret_value()
-    if settings.auth_required:
-        raise ValueError(
-            "the backend needs basic auth outside the local demo: set SCRAIBER_BASIC_AUTH_USER and "
-            "SCRAIBER_BASIC_AUTH_PASS (and the same in Label Studio's model settings), or SCRAIBER_DEMO=true"
-        )
-    return None
-
-
 def build_app(settings: Settings) -> Flask:
     """The backend's WSGI app for ``settings``.
 
@@ -213,8 +179,9 @@ def serve(settings: Settings) -> None:
     from gunicorn.arbiter import Arbiter
 
     from active_learning.event_log import make_engine
-    from active_learning.worker import WorkerSupervisor, prepare_database, start_worker_process, stuck_holder
+    from active_learning.worker import stuck_holder
     from ml_backend.http_worker import gated_worker_class
+    from scraiber.worker_process import WorkerSupervisor, prepare_database, start_worker_process
 
     basic_auth(settings)  # fail fast, before any worker starts
     prepare_database(settings.resolved_event_log_url)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ml_backend.cli import settings_from
+from ml_backend.settings import settings_from
 
 
 @click.command("backend")
@@ -16,7 +16,7 @@ from ml_backend.cli import settings_from
 @click.pass_context
 def backend_command(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the Label Studio ML backend (gunicorn) until stopped."""
-    from active_learning.serve import serve
+    from scraiber.serve import serve
 
     settings = settings_from(ctx)
     updates = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
@@ -30,8 +30,8 @@ def backend_command(ctx: click.Context, host: str | None, port: int | None) -> N
 @click.pass_context
 def up_command(ctx: click.Context, port: int, backend_port: int, fields: int) -> None:
     """Start Label Studio and the backend locally with pre-annotated demo thin sections."""
-    from active_learning.stack import run_stack
     from label_config import load_catalogue
+    from scraiber.stack import run_stack
 
     settings = settings_from(ctx)
     run_stack(settings, load_catalogue(settings.catalogue), port, backend_port, fields, click.echo)
@@ -43,8 +43,7 @@ def up_command(ctx: click.Context, port: int, backend_port: int, fields: int) ->
 @click.pass_context
 def retrain_command(ctx: click.Context, config_path: Path | None) -> None:
     """Run one retraining cycle now: fine-tune on implicit labels, promote if not worse, re-predict open tasks."""
-    from active_learning.retrain import build_cycle
-    from active_learning.worker import build_worker
+    from scraiber.wiring import build_cycle, build_worker
 
     settings = settings_from(ctx)
     if config_path is not None:

@@ -45,7 +45,7 @@ from pathlib import Path
 import requests
 
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError, LabelStudioLogin
-from ml_backend.processes import ManagedProcess, ProcessError, free_port
+from scraiber.processes import ManagedProcess, ProcessError, free_port
 
 DEFAULT_START_TIMEOUT = 180.0
 """Seconds allowed from launch to a usable server (new data dir: about 40 s on 2 cores)."""

@@ -28,16 +28,16 @@ from active_learning.reconcile import authorise_webhooks
 from label_config import Catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.label_studio import LabelStudioClient
-from ml_backend.label_studio_server import LabelStudioAccount, LabelStudioServer
 from ml_backend.local_stack import STACK_FILE, LocalStack, running_stack
-from ml_backend.processes import ManagedProcess, ProcessError
 from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section, write_section
+from scraiber.label_studio_server import LabelStudioAccount, LabelStudioServer
+from scraiber.processes import ManagedProcess, ProcessError
+from tracking_analysis.snapshot import QUESTIONNAIRE_PROJECT
 
 log = logging.getLogger(__name__)
 
 DEMO_PROJECT = "scrAiber demo: mineral maps"
-QUESTIONNAIRE_PROJECT = "scrAiber session questionnaire"
 QUESTIONNAIRE_TASK = (
     "After each labelling session, open this task, add an annotation (+) and answer. "
     "Your answers are matched to your latest session (by account and time) in the tracking report."
@@ -212,7 +212,7 @@ def backend_process(env: dict[str, str], port: int, log_path: Path, secrets: lis
         secrets: Values hidden from error messages.
     """
     return ManagedProcess(
-        [sys.executable, "-m", "ml_backend", "backend", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "scraiber", "backend", "--host", "127.0.0.1", "--port", str(port)],
         log_path=log_path,
         env=env,
         ready=f"http://127.0.0.1:{port}/health",

@@ -22,7 +22,6 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from active_learning.event_log import EventLog
-from active_learning.serve import SegmenterProvider, status_counters
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.adapter import BackendServices
@@ -33,6 +32,7 @@ from ml_backend.label_studio import LabelStudioClient
 from ml_backend.predictor import Predictor
 from ml_backend.segmenters import create_segmenter, segmenter_names
 from ml_backend.synthetic import generate_section
+from scraiber.serve import SegmenterProvider, status_counters
 
 
 @contextmanager
