@@ -28,11 +28,11 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cachetools
 import numpy as np
 from scipy import ndimage
 from sklearn.ensemble import ExtraTreesClassifier
@@ -338,30 +338,22 @@ def refine_probabilities(state: ImageState, hints: list[Hint], config: RefineCon
 
 
 class _StateCache:
-    """Bounded LRU of image states whose entries expire ``seconds`` after their last use."""
+    """Bounded LRU of image states whose entries expire ``seconds`` after their last use (thread-safe)."""
 
     def __init__(self, size: int, seconds: float) -> None:
-        self._items: OrderedDict[tuple[str, str], tuple[float, ImageState]] = OrderedDict()
-        self._size, self._seconds = size, seconds
+        self._items: cachetools.TTLCache = cachetools.TTLCache(maxsize=size, ttl=seconds, timer=time.monotonic)
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str]) -> ImageState | None:
-        now = time.monotonic()
         with self._lock:
-            for stale in [k for k, (at, _) in self._items.items() if now - at > self._seconds]:
-                del self._items[stale]
-            entry = self._items.pop(key, None)
-            if entry is None:
-                return None
-            self._items[key] = (now, entry[1])
-            return entry[1]
+            state = self._items.get(key)
+            if state is not None:
+                self._items[key] = state  # a use renews the expiry and the LRU position
+            return state
 
     def put(self, key: tuple[str, str], state: ImageState) -> None:
         with self._lock:
-            self._items.pop(key, None)
-            self._items[key] = (time.monotonic(), state)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            self._items[key] = state
 
 
 class InteractiveRefiner:
