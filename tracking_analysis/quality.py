@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from active_learning.corrections import NOTHING
+from ml_backend.metrics import iou_per_class
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,7 @@ class QualityCounts:
 
     def class_iou(self) -> np.ndarray:
         """(K,) IoU per class on compared pixels; NaN for classes absent from both."""
-        tp = np.diag(self.confusion).astype(np.float64)
-        union = self.confusion.sum(0) + self.confusion.sum(1) - tp
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(union > 0, tp / union, np.nan)
+        return iou_per_class(self.confusion)
 
     def reliability(self) -> list[dict]:
         """Per bin ``{"low", "high", "pixels", "confidence", "accuracy"}`` (mean confidence and
