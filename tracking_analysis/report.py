@@ -2,22 +2,25 @@
 
 :func:`build_report` computes the numbers from a :class:`~tracking_analysis.snapshot.Snapshot`
 (plus optional ground truth and learning-curve table); :func:`render_html` lays them out with
-the figures embedded as PNG data URIs (no external files, scripts or fonts), so the page
+the Jinja2 templates in ``templates/`` (autoescaped: titles, pseudonyms and mineral names come from
+users) and the figures embedded as PNG data URIs (no external files, scripts or fonts), so the page
 can be mailed or archived as it is. ``--format json`` writes the dict of :func:`build_report`
 (NaN as null).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from active_learning.corrections import ConfidenceModel
 from active_learning.harvest_log import LABEL
@@ -193,17 +196,14 @@ def to_json(report: dict[str, Any]) -> str:
 
 # --- HTML ---------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222}
-div.wrap{overflow-x:auto}
-h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;font-size:.8em;margin:.6em 0}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}
-th{background:#f3f3f3}td.t,th.t{text-align:left}p.note{color:#555;font-size:.9em}img{max-width:100%;display:block;margin:.5em 0}
-dl{font-size:.9em}dt{font-weight:600;margin-top:.4em}dd{margin-left:1.2em;color:#444}
-"""
+INDICATOR_COLUMNS = (
+    "annotations", "skip_rate", "acceptance_rate", "pixel_acceptance", "edit_fraction", "mean_edit_iou",
+    "lead_time_mean", "lead_time_median", "seconds_per_kpx", "seconds_per_mm2",
+)  # fmt: skip
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
+    """The ``fmt`` filter: None as a dash, floats to ``digits`` decimals, lists comma-separated."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -215,38 +215,28 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _table(rows: Sequence[dict], columns: Sequence[str], text_columns: Sequence[str] = ()) -> str:
-    if not rows:
-        return '<p class="note">No data.</p>'
-    head = "".join(
-        f'<th class="{"t" if c in text_columns else ""}">{html.escape(c.replace("_", " "))}</th>' for c in columns
+@cache
+def _environment() -> Environment:
+    """The templates of ``tracking_analysis/templates``; every value is escaped unless it is :class:`Markup`."""
+    environment = Environment(
+        loader=PackageLoader("tracking_analysis", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="{"t" if c in text_columns else ""}">{html.escape(_fmt(r.get(c)))}</td>' for c in columns)
-        + "</tr>"
-        for r in rows
-    )
-    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    environment.filters["fmt"] = _fmt
+    environment.globals.update(definitions=DEFINITIONS, indicator_columns=INDICATOR_COLUMNS)
+    return environment
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f'<img src="{plots.data_uri(png)}" alt="{html.escape(alt)}">'
+def _image(png: bytes) -> Markup:
+    """A PNG as a data URI, safe as it is (base64 has nothing to escape)."""
+    return Markup(plots.data_uri(png))
 
 
-def _explain(*names: str) -> str:
-    items = "".join(f"<dt>{html.escape(n)}</dt><dd>{html.escape(DEFINITIONS[n])}</dd>" for n in names)
-    return f"<dl>{items}</dl>"
-
-
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
-
-
-INDICATOR_COLUMNS = (
-    "annotations", "skip_rate", "acceptance_rate", "pixel_acceptance", "edit_fraction", "mean_edit_iou",
-    "lead_time_mean", "lead_time_median", "seconds_per_kpx", "seconds_per_mm2",
-)  # fmt: skip
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _session_label(key: str) -> str:
@@ -255,216 +245,74 @@ def _session_label(key: str) -> str:
     return f"{annotator[:8]}… {start[5:10]} {start[11:]}"
 
 
-def _over(rows: Sequence[dict], key: str, xlabel: str, label: Callable[[str], str] = str) -> str:
+def _over(rows: Sequence[dict], key: str, xlabel: str, label: Callable[[str], str] = str) -> Markup | None:
+    """Acceptance rate and seconds per task per group (None: no annotations)."""
     if not rows:
-        return '<p class="note">No annotations yet.</p>'
-    png = plots.acceptance_and_time(
-        [label(r[key]) for r in rows],
-        [r["acceptance_rate"] if r["acceptance_rate"] is not None else float("nan") for r in rows],
-        [r["lead_time_mean"] if r["lead_time_mean"] is not None else float("nan") for r in rows],
-        xlabel,
-    )
-    return _img(png, f"acceptance rate and seconds per task by {xlabel}") + _table(
-        rows, [key, *INDICATOR_COLUMNS], [key]
+        return None
+    return _image(
+        plots.acceptance_and_time(
+            [label(r[key]) for r in rows],
+            [_nan(r["acceptance_rate"]) for r in rows],
+            [_nan(r["lead_time_mean"]) for r in rows],
+            xlabel,
+        )
     )
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page (figures as PNG data URIs)."""
-    project = report["project"]
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>scrAiber tracking report: {html.escape(project['title'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>scrAiber tracking report: {html.escape(project['title'])} (project {project['id']})</h1>",
-        f"<p class='note'>Label Studio records captured {html.escape(project['captured_at'] or '?')}; report generated "
-        f"{html.escape(report['generated_at'])}. Annotators appear as pseudonyms. Ratios pool all pixels or tasks of a group.</p>",
-    ]
-    overall = report["overall"]
-    parts.append(_section("Summary", _table([overall], INDICATOR_COLUMNS) + _explain(*INDICATOR_COLUMNS)))
-    parts.append(
-        _section(
-            "Acceptance and time across model versions",
-            "<p class='note'>Does a new model version save the experts work? Versions in order of first use.</p>"
-            + _over(report["by_model_version"], "model_version", "model version"),
-        )
-    )
-    parts.append(
-        _section(
-            "Over time: sessions",
-            "<p class='note'>A session is one annotator's run of work on this project without a break of more than "
-            f"{report['settings']['session_gap_seconds'] / 60:.0f} minutes.</p>"
-            + _over(report["by_session"], "session", "session (annotator, start)", _session_label),
-        )
-    )
-    parts.append(
-        _section("Per annotator", _table(report["by_annotator"], ["annotator", *INDICATOR_COLUMNS], ["annotator"]))
-    )
-    edits = report["class_edits"]
-    edit_body = '<p class="note">No corrected pre-annotations yet.</p>'
-    if edits:
-        edit_body = _img(
+def _figures(report: dict[str, Any]) -> dict[str, Markup | None]:
+    """The report's figures as data URIs (None where there is nothing to plot)."""
+    edits, conf, agree = report["class_edits"], report["confusion"], report["agreement"]
+    quality, curve, calibration = report["quality"], report["learning_curve"], report.get("calibration")
+    return {
+        "model_version": _over(report["by_model_version"], "model_version", "model version"),
+        "session": _over(report["by_session"], "session", "session (annotator, start)", _session_label),
+        "class_edits": _image(
             plots.class_bars(
                 [r["class"] for r in edits],
                 {
-                    "IoU prediction vs final": [r["iou"] if r["iou"] is not None else float("nan") for r in edits],
-                    "pixel acceptance": [
-                        r["pixel_acceptance"] if r["pixel_acceptance"] is not None else float("nan") for r in edits
-                    ],
+                    "IoU prediction vs final": [_nan(r["iou"]) for r in edits],
+                    "pixel acceptance": [_nan(r["pixel_acceptance"]) for r in edits],
                 },
                 "share",
-            ),
-            "edit IoU per mineral",
-        )
-        edit_body += _table(
-            edits,
-            [
-                "class",
-                "predicted",
-                "final",
-                "kept",
-                "added",
-                "removed",
-                "relabelled_out",
-                "relabelled_in",
-                "iou",
-                "pixel_acceptance",
-            ],
-            ["class"],
-        )
-    parts.append(_section("Corrections per mineral", edit_body + _explain("mean_edit_iou", "pixel_acceptance")))
-    conf = report["confusion"]
-    conf_body = '<p class="note">No corrected pre-annotations yet.</p>'
-    if conf["labels"]:
-        conf_body = _img(
-            plots.confusion_heatmap(conf["labels"], np.asarray(conf["matrix"])), "confusion heatmap: proposed to kept"
-        )
-        conf_body += "<h3>Most frequent corrections</h3>" + _table(
-            report["confusion_pairs"], ["proposed", "kept", "pixels", "share"], ["proposed", "kept"]
-        )
-    parts.append(_section("Confusion: proposed by the model, kept by the expert", conf_body + _explain("confusion")))
-    agree = report["agreement"]
-    agree_body = '<p class="note">No task was labelled by more than one annotator.</p>'
-    if agree["by_class"]:
-        agree_body = (
-            f"<p>Tasks seen by several annotators: {len(agree['tasks'])}; mean agreement IoU over minerals: "
-            f"<b>{_fmt(agree['mean_iou'])}</b>.</p>"
-            + _img(
-                plots.class_bars(
-                    [r["class"] for r in agree["by_class"]],
-                    {"agreement IoU": [r["iou"] for r in agree["by_class"]]},
-                    "IoU",
-                ),
-                "agreement per mineral",
-            )
-            + _table(agree["by_class"], ["class", "intersection", "union", "iou", "pairs"], ["class"])
-        )
-    parts.append(_section("Agreement between annotators", agree_body + _explain("agreement_iou")))
-    quality = report["quality"]
-    if quality is None:
-        quality_body = '<p class="note">No ground truth given (<code>--truth DIR</code> with <code>*_classes.png</code> masks).</p>'
-    else:
-        quality_body = (
-            f"<p>Implicit labels compared: {quality['labels']} on {quality['tasks']} task(s), {quality['compared_pixels']} pixels. "
-            f"Pixel accuracy <b>{_fmt(quality['pixel_accuracy'])}</b> (the starting prediction on the same pixels: "
-            f"{_fmt(quality['prediction_accuracy'])}); mean IoU {_fmt(quality['mean_iou'])}; coverage {_fmt(quality['coverage'])}; "
-            f"expected calibration error <b>{_fmt(quality['ece'])}</b>.</p>"
-        )
-        if quality["compared_pixels"]:
-            quality_body += _img(
-                plots.reliability(quality["reliability"]), "calibration curve of the implicit-label confidence"
-            )
-        quality_body += _table(
-            [{"class": k, "iou": v} for k, v in quality["class_iou"].items()], ["class", "iou"], ["class"]
-        )
-        quality_body += _table(
-            [b for b in quality["reliability"] if b["pixels"]], ["low", "high", "pixels", "confidence", "accuracy"]
-        )
-        if quality["not_compared"]:
-            quality_body += "<p class='note'>Not compared: " + html.escape("; ".join(quality["not_compared"])) + "</p>"
-    parts.append(
-        _section(
-            "Implicit-label quality against ground truth",
-            quality_body + _explain("pixel_accuracy", "label_iou", "coverage", "ece"),
-        )
-    )
-    curve = report["learning_curve"]
-    if curve is None:
-        curve_body = '<p class="note">No learning-curve table given (<code>--learning-curve FILE</code>, e.g. from <code>scraiber bench active-learning</code>).</p>'
-    else:
-        curve_body = (
-            "<p class='note'>Validation mIoU after retraining on the labels of n tiles; solid = implicit labels (harvested corrections), "
-            "dashed = explicit labels (labelled from scratch). Ratio = implicit / explicit at the same budget.</p>"
-            + _img(plots.learning_curves(curve["curves"]), "learning curves: implicit vs explicit labels")
-            + _table(
-                curve["implicit_vs_explicit"],
-                ["strategy", "n_labelled_tiles", "implicit", "explicit", "ratio"],
-                ["strategy"],
             )
         )
-    parts.append(_section("Learning curve: implicit vs explicit labels", curve_body))
-    calibration = report.get("calibration")
-    if calibration is not None:
-        parts.append(_section("Confidence calibration (benchmark)", (
-            f"<p>Confidence fitted on expert {html.escape(str(calibration['fitted_on']))}'s audits, measured on expert "
-            f"{html.escape(str(calibration['measured_on']))}: adaptive ECE <b>{_fmt(calibration['ece'])}</b> "
-            f"(hand-set confidence: {_fmt(calibration['ece_hand_set'])}).</p>"
-            + _img(plots.reliability(calibration["reliability"]), "reliability diagram of the calibrated confidence")
-        )))  # fmt: skip
-    parts.append(_section("Questionnaire", _questionnaire_html(report["questionnaire"])))
-    parts.append(
-        _section(
-            "Tasks",
-            _table(
-                report["tasks"],
-                [
-                    "task_id",
-                    "annotations",
-                    "skipped",
-                    "annotators",
-                    "accepted",
-                    "lead_time_mean",
-                    "drafts",
-                    "pixel_size_um",
-                ],
+        if edits
+        else None,
+        "confusion": _image(plots.confusion_heatmap(conf["labels"], np.asarray(conf["matrix"])))
+        if conf["labels"]
+        else None,
+        "agreement": _image(
+            plots.class_bars(
+                [r["class"] for r in agree["by_class"]], {"agreement IoU": [r["iou"] for r in agree["by_class"]]}, "IoU"
             )
-            + _explain("drafts"),
         )
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        if agree["by_class"]
+        else None,
+        "quality": _image(plots.reliability(quality["reliability"]))
+        if quality is not None and quality["compared_pixels"]
+        else None,
+        "learning_curve": _image(plots.learning_curves(curve["curves"])) if curve is not None else None,
+        "calibration": _image(plots.reliability(calibration["reliability"])) if calibration is not None else None,
+    }
 
 
-def _questionnaire_html(section: dict) -> str:
-    overview = section["summary"]
-    if not overview["answers"]:
-        return '<p class="note">No answers yet (project "scrAiber session questionnaire", created by <code>scraiber up</code>).</p>'
-    ratings = [
-        {"question": k, "answered": v["answered"], "mean (1-5)": v["mean"], **v["distribution"]}
-        for k, v in overview["ratings"].items()
-    ]
-    body = f"<p>Answers: {overview['answers']}.</p>" + _table(
-        ratings, ["question", "answered", "mean (1-5)", "1", "2", "3", "4", "5"], ["question"]
-    )
-    for name, counts in overview["choices"].items():
-        body += f"<h3>{html.escape(name.replace('_', ' '))}</h3>" + _table(
-            [{"answer": k, "count": v} for k, v in counts.items()], ["answer", "count"], ["answer"]
-        )
-    if overview["comments"]:
-        body += "<h3>Comments</h3><ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in overview["comments"]) + "</ul>"
-    body += "<h3>Answers beside the indicators of the same session</h3>" + _table(
-        section["by_session"],
-        [
-            "session",
-            "usefulness",
-            "trust",
-            "effort",
-            "hardest",
-            "most_time",
-            "acceptance_rate",
-            "lead_time_mean",
-            "mean_edit_iou",
-            "skip_rate",
+def _tables(report: dict[str, Any]) -> dict[str, Any]:
+    """Rows for the tables of what the report holds as mappings: questionnaire ratings and choices, quality."""
+    overview, quality = report["questionnaire"]["summary"], report["quality"]
+    return {
+        "ratings": [
+            {"question": k, "answered": v["answered"], "mean (1-5)": v["mean"], **v["distribution"]}
+            for k, v in overview["ratings"].items()
         ],
-        ["session", "hardest", "most_time"],
-    )
-    return body
+        "choices": {
+            name: [{"answer": k, "count": v} for k, v in counts.items()] for name, counts in overview["choices"].items()
+        },
+        "class_iou": [{"class": k, "iou": v} for k, v in quality["class_iou"].items()] if quality is not None else [],
+        "reliability": [b for b in quality["reliability"] if b["pixels"]] if quality is not None else [],
+    }
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page (figures as PNG data URIs), from ``templates/report.html.j2``."""
+    template = _environment().get_template("report.html.j2")
+    return template.render(report=report, figures=_figures(report), tables=_tables(report))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -94,6 +95,16 @@ def test_report_without_truth_questionnaire_or_curve_says_so(tmp_path):
     assert page.count("<img") == 2  # acceptance/time by model version and by session; nothing else to plot
     assert "No ground truth given" in page and "No learning-curve table given" in page and "No answers yet" in page
     assert "No task was labelled by more than one annotator" in page and "No corrected pre-annotations yet" in page
+
+
+def test_user_strings_are_escaped():
+    """The project title and the mineral names come from Label Studio users: the template engine escapes them."""
+    snapshot = Snapshot.load(DATA / "session.json")
+    evil = "<script>alert(1)</script>"
+    page = render_html(build_report(replace(snapshot, title=evil, classes=(evil, *snapshot.classes[1:]))))
+    assert "<script" not in page
+    # <title>, <h1>, and the mineral's rows in the corrections and agreement tables
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 4
 
 
 def test_cli_errors_are_one_line(tmp_path):
