@@ -177,7 +177,11 @@ class EventLog:
     def record(self, payload: dict[str, Any]) -> bool:
         """Store one event durably (its :func:`harvest_fields`); returns False for a duplicate delivery.
 
-        Duplicates are recognised by the whole payload (:func:`delivery_key`), as delivered.
+        Duplicates: an annotation event is recognised by what is stored of it (action, ids and
+        the annotation's ``updated_at``), so the same annotation version delivered twice with
+        other payload details (Label Studio sends a project webhook and an ML-backend webhook,
+        and may send again around a restart) is one event; other events by the whole payload
+        (:func:`delivery_key`), as delivered.
 
         Raises:
             ValueError: if the payload lacks what its action needs, or its stored form
@@ -186,11 +190,15 @@ class EventLog:
         stored = False
         key = delivery_key(payload)  # of the whole delivery: the same payload twice is one event
         for index, part in enumerate(harvest_fields(payload)):
+            if "updated_at" in part.get("annotation", {}):  # one annotation version: one event
+                part_key = delivery_key(part)
+            else:
+                part_key = key if index == 0 else hashlib.sha256(f"{key}:{index}".encode()).hexdigest()
             text = json.dumps(part, separators=(",", ":"))
             if len(text) > MAX_EVENT_BYTES:
                 raise ValueError(f"event too large to store ({len(text)} bytes, at most {MAX_EVENT_BYTES})")
             row = {
-                "delivery_key": key if index == 0 else hashlib.sha256(f"{key}:{index}".encode()).hexdigest(),
+                "delivery_key": part_key,
                 "action": part["action"],
                 "payload": text,
                 "received_at": time.time(),

@@ -111,3 +111,20 @@ def test_survives_reopening(database_url):
     EventLog.from_url(url).record(_annotation(5))
     reopened = EventLog.from_url(url)
     assert [e.payload["annotation"]["id"] for e in reopened.list_events()] == [5]
+
+
+def test_one_annotation_version_delivered_twice_with_other_details_is_one_event(log):
+    version = {"id": 7, "updated_at": "2026-12-07T04:58:34.797963Z"}
+    project_webhook = {
+        "action": "ANNOTATION_CREATED",
+        "annotation": {**version, "result": []},
+        "task": {"id": 3},
+        "project": 1,
+    }
+    backend_webhook = {**project_webhook, "project": {"id": 1, "title": "x"}, "annotation": {**version, "lead_time": 2}}
+    assert log.record(project_webhook) and not log.record(backend_webhook)
+    updated = {**project_webhook, "annotation": {"id": 7, "updated_at": "2026-12-07T05:00:00Z"}}
+    assert log.record(updated)  # a new version of the annotation is a new event
+    assert log.record({"action": "START_TRAINING", "project": {"id": 1}, "requested_at": 1.0})
+    assert log.record({"action": "START_TRAINING", "project": {"id": 1}, "requested_at": 2.0})
+    assert len(log.list_events()) == 4
