@@ -19,19 +19,9 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
     func,
     insert,
     or_,
@@ -40,6 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+
+from active_learning.db import make_engine, upgrade_database
+from active_learning.schema import events
 
 #: Events scrAiber acts on; anything else is recorded with status "ignored".
 HANDLED_ACTIONS = frozenset(
@@ -52,22 +45,6 @@ MAX_EVENT_BYTES = 16 * 1024
 MAX_IDS_PER_EVENT = 500
 _MAX_ID = 2**63 - 1
 _ANNOTATION_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED"})
-
-metadata = MetaData()
-events = Table(
-    "events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_key", String(64), nullable=False, unique=True),
-    Column("action", String(64), nullable=False, index=True),
-    Column("payload", Text, nullable=False),
-    Column("received_at", Float, nullable=False),
-    Column("status", String(16), nullable=False, index=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("claimed_at", Float),
-    Column("processed_at", Float),
-    Column("error", Text),
-)
 
 
 @dataclass(frozen=True)
@@ -138,41 +115,25 @@ def _id(value: Any) -> int | None:
     return value if isinstance(value, int) and 0 <= value <= _MAX_ID else None
 
 
-def make_engine(url: str) -> Engine:
-    """SQLAlchemy engine for the event log; SQLite gets WAL, full sync and a busy timeout."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(connection, _record) -> None:  # noqa: ANN001 - DB-API connection
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
 class EventLog:
     """Append-only store of webhook events with a work queue over them.
 
     Args:
-        engine: Database engine (see :func:`make_engine`); tables are created if missing.
+        engine: Database engine (see :func:`make_engine`) of an upgraded database
+            (:func:`active_learning.db.upgrade_database`; :meth:`from_url` upgrades it).
         max_attempts: After this many failed attempts an event is parked as "failed".
     """
 
     def __init__(self, engine: Engine, max_attempts: int = 5) -> None:
         self.engine = engine
         self.max_attempts = max_attempts
-        metadata.create_all(engine)
 
     @classmethod
     def from_url(cls, url: str) -> EventLog:
-        """Event log at a database URL (``sqlite:///path`` or ``postgresql://...``)."""
-        return cls(make_engine(url))
+        """Event log at a database URL (``sqlite:///path`` or ``postgresql://...``), upgraded first."""
+        engine = make_engine(url)
+        upgrade_database(engine)
+        return cls(engine)
 
     def record(self, payload: dict[str, Any]) -> bool:
         """Store one event durably (its :func:`harvest_fields`); returns False for a duplicate delivery.

@@ -30,15 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
     Table,
-    Text,
-    UniqueConstraint,
     delete,
     func,
     insert,
@@ -48,51 +40,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from active_learning.db import create_tables
-from active_learning.event_log import make_engine
+from active_learning.db import make_engine, upgrade_database
+from active_learning.schema import harvests, known_projects, project_backends
 
 LABEL, SKIP, EMPTY = "label", "skip", "empty"
 """Kinds of harvest: an implicit label, a skipped task, a submission with nothing painted."""
-
-metadata = MetaData()
-harvests = Table(
-    "harvests",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("annotation_id", Integer, nullable=False, index=True),
-    Column("updated_at", String(64), nullable=False),
-    Column("updated_ts", Float, nullable=False),
-    Column("project_id", Integer, nullable=False, index=True),
-    Column("task_id", Integer, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("annotator", String(64)),
-    Column("model_version", String(255)),
-    Column("prediction_id", Integer),
-    Column("prediction_rule", String(32)),
-    Column("lead_time", Float),
-    Column("was_cancelled", Boolean, nullable=False),
-    Column("created_at", String(64)),
-    Column("harvested_at", Float, nullable=False),
-    Column("superseded_at", Float),
-    Column("retracted_at", Float),
-    Column("label_key", String(512)),
-    Column("stats", Text),
-    UniqueConstraint("annotation_id", "updated_at", name="uq_harvest_version"),
-)
-known_projects = Table(
-    "known_projects",
-    metadata,
-    Column("project_id", Integer, primary_key=True, autoincrement=False),
-    Column("first_seen_at", Float, nullable=False),
-    Column("source", String(32), nullable=False),
-)
-project_backends = Table(
-    "project_backends",
-    metadata,
-    Column("project_id", Integer, primary_key=True, autoincrement=False),
-    Column("backend_url", String(300), primary_key=True),
-    Column("seen_at", Float, nullable=False),
-)
 
 
 def timestamp(value: str) -> float:
@@ -171,17 +123,19 @@ class HarvestLog:
     """Harvest records in the event-log database.
 
     Args:
-        engine: Engine of the event-log database (tables are created if missing).
+        engine: Engine of the event-log database, upgraded (:func:`active_learning.db.upgrade_database`;
+            :meth:`from_url` upgrades it).
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine, metadata)
 
     @classmethod
     def from_url(cls, url: str) -> HarvestLog:
-        """Harvest log in the database at ``url`` (the event log's URL)."""
-        return cls(make_engine(url))
+        """Harvest log in the database at ``url`` (the event log's URL), upgraded first."""
+        engine = make_engine(url)
+        upgrade_database(engine)
+        return cls(engine)
 
     def has(self, annotation_id: int, updated_at: str) -> bool:
         """True if this version of the annotation was harvested already."""

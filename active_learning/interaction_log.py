@@ -12,56 +12,37 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from active_learning.db import create_tables
-from active_learning.event_log import make_engine
+from active_learning.db import make_engine, upgrade_database
 from active_learning.pseudonyms import pseudonym
+from active_learning.schema import interactions
 from ml_backend.refine import Interaction
 
 log = logging.getLogger(__name__)
-
-metadata = MetaData()
-interactions = Table(
-    "interactions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("received_at", Float, nullable=False),
-    Column("project_id", Integer, index=True),
-    Column("task_id", Integer),
-    Column("annotator", String(64)),
-    Column("keypoints", Integer, nullable=False),
-    Column("negative_keypoints", Integer, nullable=False),
-    Column("strokes", Integer, nullable=False),
-    Column("classes", Text, nullable=False),
-    Column("latency_ms", Float, nullable=False),
-    Column("cached", Boolean, nullable=False),
-    Column("changed_fraction", Float, nullable=False),
-    Column("height", Integer, nullable=False),
-    Column("width", Integer, nullable=False),
-    Column("model_version", String(160), nullable=False),
-)
 
 
 class InteractionLog:
     """Stores :class:`~ml_backend.refine.Interaction` records (the refiner's ``record`` callback).
 
     Args:
-        engine: Database engine (``active_learning.event_log.make_engine``); the table is created if missing.
+        engine: Database engine (``active_learning.db.make_engine``) of an upgraded database
+            (:func:`active_learning.db.upgrade_database`; ``from_url`` upgrades it).
         pseudonym_key: Key of the annotator pseudonyms.
     """
 
     def __init__(self, engine: Engine, pseudonym_key: bytes) -> None:
         self.engine = engine
         self._key = pseudonym_key
-        create_tables(engine, metadata)
 
     @classmethod
     def from_url(cls, url: str, pseudonym_key: bytes) -> InteractionLog:
-        """Log at a database URL (``sqlite:///path`` or ``postgresql://...``)."""
-        return cls(make_engine(url), pseudonym_key)
+        """Log at a database URL (``sqlite:///path`` or ``postgresql://...``), upgraded first."""
+        engine = make_engine(url)
+        upgrade_database(engine)
+        return cls(engine, pseudonym_key)
 
     def record(self, interaction: Interaction) -> None:
         """Store one interaction. A database error is logged, not raised: the expert still gets the answer."""

@@ -14,50 +14,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from active_learning.db import create_tables
+from active_learning.schema import training_progress, training_requests, training_runs
 
 PENDING, TAKEN, RUNNING = "pending", "taken", "running"
 
-metadata = MetaData()
-training_requests = Table(
-    "training_requests",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", Integer, unique=True),
-    Column("project_id", Integer),
-    Column("reason", String(64), nullable=False),
-    Column("requested_at", Float, nullable=False),
-    Column("status", String(16), nullable=False, index=True),
-)
-training_runs = Table(
-    "training_runs",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", Integer),
-    Column("started_at", Float, nullable=False),
-    Column("finished_at", Float),
-    Column("status", String(16), nullable=False),
-    Column("model_version", String(255)),
-    Column("mlflow_run_id", String(64)),
-)
-
-training_progress = Table(
-    "training_progress",
-    metadata,
-    Column("run_id", Integer, primary_key=True, autoincrement=False),
-    Column("updated_at", Float, nullable=False),
-    Column("phase", String(64), nullable=False),
-    Column("step", Integer),
-    Column("steps", Integer),
-    Column("loss", Float),
-    Column("eta_s", Float),
-    Column("val_score", Float),
-    Column("champion_score", Float),
-)
 PROGRESS_FIELDS = ("phase", "step", "steps", "loss", "eta_s", "val_score", "champion_score")
 
 
@@ -77,12 +41,11 @@ class TrainingQueue:
     """Training requests (written by the worker) and runs (written by the retraining cycle).
 
     Args:
-        engine: Engine of the event-log database (tables are created if missing).
+        engine: Engine of the event-log database, upgraded (:func:`active_learning.db.upgrade_database`).
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine, metadata)
 
     def request(self, reason: str, project_id: int | None = None, event_id: int | None = None) -> bool:
         """Record a training request; False if the event already asked (idempotent per event)."""

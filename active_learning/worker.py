@@ -40,37 +40,26 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from active_learning.db import create_tables
 from active_learning.event_log import Event, EventLog
 from active_learning.harvest import Harvester
 from active_learning.reconcile import Reconciler
+from active_learning.schema import worker_lease
 from active_learning.store import ArtefactStoreUnavailableError
 from active_learning.training_queue import TrainingQueue
 from ml_backend.label_studio import LabelStudioError
 
 log = logging.getLogger(__name__)
 
-metadata = MetaData()
-worker_lease = Table(
-    "worker_lease",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("holder", String(128), nullable=False),
-    Column("host", String(255), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("heartbeat_at", Float, nullable=False),
-)
-
 
 class WorkerLease:
     """An exclusive, expiring lease in the database: who may work through the event log.
 
     Args:
-        engine: The event-log database.
+        engine: The event-log database, upgraded (:func:`active_learning.db.upgrade_database`).
         name: Lease name.
         ttl: Seconds without renewal after which another worker may take over.
     """
@@ -81,7 +70,6 @@ class WorkerLease:
         self.ttl = ttl
         self.host = socket.gethostname()
         self.holder = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
-        create_tables(engine, metadata)
 
     def acquire(self) -> bool:
         """Take or renew the lease; False while another live worker holds it."""

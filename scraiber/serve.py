@@ -178,7 +178,7 @@ def serve(settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
 
-    from active_learning.event_log import make_engine
+    from active_learning.db import make_engine
     from active_learning.worker import stuck_holder
     from ml_backend.http_worker import gated_worker_class
     from scraiber.worker_process import WorkerSupervisor, prepare_database, start_worker_process

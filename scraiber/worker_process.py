@@ -18,11 +18,7 @@ from typing import Any
 
 import click
 
-from active_learning.db import create_tables
-from active_learning.event_log import EventLog
-from active_learning.harvest_log import HarvestLog
-from active_learning.training_queue import TrainingQueue
-from active_learning.worker import metadata
+from active_learning.db import upgrade_database
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +106,12 @@ class WorkerSupervisor:
 
 
 def prepare_database(url: str) -> None:
-    """Create every table of the event-log database once, before the processes sharing it start.
+    """Bring the event-log database to the newest schema once, before the processes sharing it start.
 
-    The web workers and the harvest worker start at the same moment; on a new database
-    their table creation would race (SQLite: "table events already exists").
+    The processes upgrade it too when they open it (``EventLog.from_url``), one at a time under
+    :func:`~active_learning.db.upgrade_database`'s lock; done here first, they find nothing to do.
     """
-    events = EventLog.from_url(url)
-    HarvestLog(events.engine)
-    TrainingQueue(events.engine)
-    create_tables(events.engine, metadata)
-    events.engine.dispose()
+    upgrade_database(url)
 
 
 #: What the worker imports before it can start (about 10 s on a 2-core machine under load),

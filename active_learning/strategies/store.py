@@ -13,25 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, and_, delete, func, insert, select, tuple_
+from sqlalchemy import and_, delete, func, insert, select, tuple_
 from sqlalchemy.engine import Engine
 
-from active_learning.db import create_tables
-from active_learning.event_log import make_engine
+from active_learning.db import make_engine, upgrade_database
+from active_learning.schema import task_scores
 from active_learning.strategies.base import ScoredTask
-
-metadata = MetaData()
-task_scores = Table(
-    "task_scores",
-    metadata,
-    Column("project", Integer, primary_key=True),
-    Column("task", Integer, primary_key=True),
-    Column("model_version", String(128), primary_key=True),
-    Column("strategy", String(64), primary_key=True),
-    Column("score", Float, nullable=False),
-    Column("features", Text),
-    Column("computed_at", Float, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -58,17 +45,19 @@ class ScoreStore:
     """Per-task scores in a SQL database.
 
     Args:
-        engine: Database engine (``active_learning.event_log.make_engine``); the table is created if missing.
+        engine: Database engine (``active_learning.db.make_engine``) of an upgraded database
+            (:func:`active_learning.db.upgrade_database`; ``from_url`` upgrades it).
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine, metadata)
 
     @classmethod
     def from_url(cls, url: str) -> ScoreStore:
-        """Store at a database URL (``sqlite:///path`` or ``postgresql://...``)."""
-        return cls(make_engine(url))
+        """Store at a database URL (``sqlite:///path`` or ``postgresql://...``), upgraded first."""
+        engine = make_engine(url)
+        upgrade_database(engine)
+        return cls(engine)
 
     def put(self, rows: Iterable[ScoreRow]) -> int:
         """Insert or replace rows (same key: the newer one wins); returns how many were written."""

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from active_learning.event_log import make_engine
 from active_learning.fast_learning import FastLearnerUpdater, ProjectLearners, read_state, state_key
 from active_learning.harvest import Harvester
 from active_learning.harvest_log import HarvestLog
@@ -43,7 +42,7 @@ class Images:
 @pytest.fixture
 def world(tmp_path):
     ls, images = FakeLabelStudio(), Images()
-    harvests = HarvestLog(make_engine(f"sqlite:///{tmp_path / 'events.sqlite'}"))
+    harvests = HarvestLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
     store = LocalArtefactStore(tmp_path / "artefacts")
     harvester = Harvester(ls, store, harvests, CAT, b"k" * 32)
     project = ls.add_project()

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from active_learning.corrections import NOTHING, compare
-from active_learning.event_log import make_engine
 from active_learning.harvest import GONE, HARVESTED, NOT_SERVED, UNCHANGED, Harvester, choose_prediction, label_keys
 from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog, HarvestRecord
 from active_learning.pseudonyms import KEY_FILE, load_or_create_key, pseudonym, resolve_key
@@ -40,8 +39,7 @@ def world(tmp_path):
     task = ls.add_task(project)
     predicted, final = _maps()
     prediction = ls.add_prediction(task, brush_result(predicted, LABELS))
-    engine = make_engine(f"sqlite:///{tmp_path / 'events.sqlite'}")
-    harvests = HarvestLog(engine)
+    harvests = HarvestLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
     store = LocalArtefactStore(tmp_path / "artefacts")
     harvester = Harvester(ls, store, harvests, CATALOGUE, KEY)
     return {

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import insert
 
 from active_learning.event_log import EventLog
-from active_learning.worker import WorkerLease, stuck_holder, worker_lease, worker_state
+from active_learning.worker import stuck_holder, worker_lease, worker_state
 from scraiber.serve import health_report
 from scraiber.worker_process import WorkerSupervisor
 from tests.security.conftest import wait_for
@@ -100,7 +100,6 @@ def test_stopping_the_supervisor_stops_its_worker():
 
 
 def _lease(events: EventLog, pid: int, age: float, host: str | None = None) -> None:
-    WorkerLease(events.engine)  # creates the table
     with events.engine.begin() as connection:
         connection.execute(worker_lease.delete())
         connection.execute(insert(worker_lease).values(name="harvest", holder=f"h:{pid}", host=host or socket.gethostname(),
@@ -109,7 +108,6 @@ def _lease(events: EventLog, pid: int, age: float, host: str | None = None) -> N
 
 def test_worker_state_from_the_lease(tmp_path):
     events = EventLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
-    WorkerLease(events.engine)
     assert worker_state(events.engine, 60)["state"] == "down"
     _lease(events, os.getpid(), age=1)
     assert worker_state(events.engine, 60)["state"] == "up"
@@ -127,7 +125,6 @@ def test_worker_state_from_the_lease(tmp_path):
 
 def test_health_is_degraded_while_the_worker_is_dead_or_the_queue_is_old(tmp_path):
     events = EventLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
-    WorkerLease(events.engine)
     report = health_report(events, worker_expected=True, stuck_after=60)
     assert report()["status"] == "DEGRADED" and report()["worker"]["state"] == "down"
     _lease(events, os.getpid(), age=0)

@@ -13,7 +13,6 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from active_learning.event_log import make_engine
 from active_learning.harvest import Harvester
 from active_learning.harvest_log import LABEL, SKIP, HarvestLog
 from active_learning.pseudonyms import pseudonym
@@ -173,7 +172,7 @@ def test_recording_against_label_studio(label_studio, live):
     assert sorted(p.name for p in truth_dir.glob("*_classes.png")) == [f"field-{s}_classes.png" for s in SEEDS]
 
     catalogue = load_catalogue()
-    log = HarvestLog(make_engine(f"sqlite:///{tmp_path / 'events.sqlite'}"))
+    log = HarvestLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
     harvester = Harvester(
         label_studio.client, LocalArtefactStore(tmp_path / "artefacts"), log, catalogue, PSEUDONYM_KEY
     )
@@ -212,7 +211,7 @@ def test_export_of_the_live_project_validates_and_round_trips(label_studio, live
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert check.returncode == 0, check.stdout[-2000:]
 
-    log = HarvestLog(make_engine(f"sqlite:///{tmp_path / 'events.sqlite'}"))
+    log = HarvestLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
     store = LocalArtefactStore(tmp_path / "artefacts")
     harvester = Harvester(label_studio.client, store, log, load_catalogue(), PSEUDONYM_KEY)
     packaged = read_labels(out)

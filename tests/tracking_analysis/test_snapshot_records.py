@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from active_learning.event_log import make_engine
 from active_learning.harvest import Harvester
 from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog
 from active_learning.store import LocalArtefactStore
@@ -82,7 +81,7 @@ def test_capture_and_harvest_agree_with_the_harvester(world):
     assert (harvested[0].predicted[:3, :3] == 4).all() and harvested[2].label is None
 
     # the real harvester on the same Label Studio state writes the same records (skips aside)
-    log = HarvestLog(make_engine(f"sqlite:///{tmp_path / 'events.sqlite'}"))
+    log = HarvestLog.from_url(f"sqlite:///{tmp_path / 'events.sqlite'}")
     harvester = Harvester(ls, LocalArtefactStore(tmp_path / "artefacts"), log, CATALOGUE, KEY)
     for annotation in snapshot.annotations:
         harvester.harvest(annotation.id)

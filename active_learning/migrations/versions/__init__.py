@@ -1,0 +1,1 @@
+"""Migrations, oldest first: ``0001_initial`` is the schema of the databases made before migrations."""
