@@ -35,12 +35,13 @@ import click
 import numpy as np
 
 from active_learning.calibration import CALIBRATION_KEY, HARVEST_FEATURES, CalibrationModel, pixel_features
-from active_learning.corrections import NOTHING, results_to_class_map
+from active_learning.corrections import NOTHING
 from active_learning.harvest_log import LABEL, HarvestLog, HarvestRecord
 from active_learning.store import ArtefactNotFoundError, ArtefactStore
 from label_config import Catalogue
 from ml_backend.label_map import labelled_target
 from ml_backend.label_studio import LabelStudioClient
+from ml_backend.regions import regions_to_class_map
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +169,13 @@ class AuditWorkflow:
                 continue
             label = self.store.get_arrays(record.label_key)["label"]
             review = max(reviews, key=lambda a: int(a["id"]))
-            reviewed, _ = results_to_class_map(review.get("result") or [], target, label.shape)
+            reviewed, _ = regions_to_class_map(review.get("result"), label.shape, self.catalogue, target.from_name)
             predicted = np.full(label.shape, NOTHING, np.uint8)
             for prediction in self.client.task_predictions(record.task_id):
                 if record.prediction_id is not None and int(prediction["id"]) == record.prediction_id:
-                    predicted, _ = results_to_class_map(prediction.get("result") or [], target, label.shape)
+                    predicted, _ = regions_to_class_map(
+                        prediction.get("result"), label.shape, self.catalogue, target.from_name
+                    )
             pairs.append(AuditPair(record, predicted, label, reviewed))
         return pairs
 

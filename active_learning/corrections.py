@@ -45,17 +45,14 @@ them against expert re-labelling of a sample.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from skimage import draw
 
 from label_config.catalogue import IGNORE_INDEX
-from ml_backend.brush import rle_to_mask
-from ml_backend.label_map import ControlTarget
 
 NOTHING = IGNORE_INDEX
 """Class-map value of a pixel without a mineral (nothing predicted / nothing painted)."""
@@ -224,96 +221,6 @@ def compare(
         attention=attention,
         lead_time=None if lead_time is None else float(lead_time),
     )
-
-
-def result_shape(results: Sequence[Mapping[str, Any]], from_name: str) -> tuple[int, int] | None:
-    """(height, width) of the brush or polygon regions of control ``from_name``, or None if it has none.
-
-    Raises:
-        ValueError: if the regions disagree about the image size.
-    """
-    shapes = {
-        (int(r["original_height"]), int(r["original_width"]))
-        for r in _regions(results, from_name)
-        if "original_height" in r and "original_width" in r
-    }
-    if len(shapes) > 1:
-        raise ValueError(f"regions of {from_name!r} disagree about the image size: {sorted(shapes)}")
-    return shapes.pop() if shapes else None
-
-
-def results_to_class_map(
-    results: Sequence[Mapping[str, Any]], target: ControlTarget, shape: tuple[int, int]
-) -> tuple[np.ndarray, list[str]]:
-    """Decode the brush (or polygon) regions of a Label Studio result list into a class map.
-
-    Only regions of the control ``target.from_name`` count (other controls, such as the
-    keypoint hints or per-region choices, are ignored). Each region's first label is
-    mapped to its catalogue index through ``target.labels``. Regions are painted in list
-    order, so where regions overlap the later one wins (Label Studio draws later regions on
-    top as well). Polygons (crystal review) paint the pixels whose centres lie inside.
-
-    Args:
-        results: ``annotation["result"]`` or ``prediction["result"]``.
-        target: The project's BrushLabels control (:func:`ml_backend.label_map.control_target`).
-        shape: (height, width) of the image.
-
-    Returns:
-        The uint8 class map (255 where no region paints) and the labels that match no
-        catalogue class (their regions are skipped).
-
-    Raises:
-        ValueError: for a region of another size or with an undecodable RLE.
-    """
-    index_of = {label: index for index, label in target.labels.items()}
-    class_map = np.full(shape, NOTHING, dtype=np.uint8)
-    unknown: list[str] = []
-    for region in _regions(results, target.from_name):
-        value = region.get("value") or {}
-        labels = value.get("brushlabels") or value.get("polygonlabels") or []
-        label = labels[0] if labels else None
-        if label not in index_of:
-            unknown.append(str(label))
-            continue
-        size = (int(region.get("original_height", shape[0])), int(region.get("original_width", shape[1])))
-        if size != tuple(shape):
-            raise ValueError(f"brush region {region.get('id')!r} is {size}, the image is {tuple(shape)}")
-        if "points" in value:
-            class_map[polygon_mask(value["points"], shape)] = index_of[label]
-        else:
-            class_map[rle_to_mask(value.get("rle") or [], *shape)] = index_of[label]
-    return class_map, unknown
-
-
-def polygon_mask(points: Sequence[Sequence[float]], shape: tuple[int, int]) -> np.ndarray:
-    """Pixels inside a Label Studio polygon (vertices in percent of width and height).
-
-    Raises:
-        ValueError: for fewer than 3 vertices or vertices that are not (x, y) pairs.
-    """
-    vertices = np.asarray(points, dtype=float)
-    if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
-        raise ValueError(f"a polygon needs at least 3 (x, y) vertices, got shape {vertices.shape}")
-    height, width = shape
-    rows, cols = draw.polygon(vertices[:, 1] / 100 * height - 0.5, vertices[:, 0] / 100 * width - 0.5, shape)
-    mask = np.zeros(shape, bool)
-    mask[rows, cols] = True
-    return mask
-
-
-def _regions(results: Sequence[Mapping[str, Any]], from_name: str) -> list[Mapping[str, Any]]:
-    """Brush (RLE) and polygon regions of control ``from_name``."""
-    return [
-        r
-        for r in results or []
-        if isinstance(r, Mapping)
-        and r.get("from_name") == from_name
-        and isinstance(r.get("value"), Mapping)
-        and (
-            (str(r.get("type", "")).lower() == "brushlabels" and r["value"].get("format", "rle") == "rle")
-            or str(r.get("type", "")).lower() == "polygonlabels"
-        )
-    ]
 
 
 def model_parameters(model: ConfidenceModel) -> dict[str, float]:

@@ -3,8 +3,9 @@
 For an annotation id the :class:`Harvester` reads the annotation, its project's
 labelling config, its task and the task's predictions from Label Studio (always the
 current state: a webhook payload is only a hint of *which* annotation to look at), finds
-the prediction the expert started from, compares the two class maps
-(:mod:`active_learning.corrections`) and stores
+the prediction the expert started from, decodes both into class maps
+(:mod:`ml_backend.regions`), derives the implicit label with :func:`derive` (the same
+function the tracking analysis replays snapshots with) and stores
 
 * ``implicit-labels/project-P/task-T/annotation-A.npz``: ``label`` (uint8 catalogue
   indices, 255 = unlabelled) and ``confidence`` (float16, 0..1);
@@ -33,21 +34,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from active_learning.calibration import CALIBRATION_KEY, CalibrationModel, calibrated_confidence
-from active_learning.corrections import (
-    NOTHING,
-    ConfidenceModel,
-    compare,
-    model_parameters,
-    result_shape,
-    results_to_class_map,
-)
+from active_learning.corrections import NOTHING, ConfidenceModel, Correction, compare, model_parameters
 from active_learning.crystal_corrections import crystal_changes, crystal_labels
 from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog, HarvestRecord, timestamp
 from active_learning.pseudonyms import pseudonym
@@ -56,6 +50,7 @@ from label_config import Catalogue
 from ml_backend.crystal_results import crystal_target
 from ml_backend.label_map import LabelConfigError, labelled_target
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError
+from ml_backend.regions import regions_to_class_map, result_shape
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +105,77 @@ def choose_prediction(
     if before:
         return max(before, key=order), "latest_before"
     return None, "none"
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What one submitted annotation yields, compared with the prediction it started from.
+
+    Attributes:
+        predicted: The prediction's class map compared against (None: no prediction, or one
+            of another size than the annotation, which is then ignored).
+        correction: The comparison (:func:`~active_learning.corrections.compare`); its
+            ``label`` is the implicit label.
+        confidence: Per-pixel confidence of the label: the calibrated one when a calibration
+            was given, else ``correction.confidence``.
+        stats: The harvest record's statistics (``Correction.stats`` plus ``unknown_labels``).
+    """
+
+    predicted: np.ndarray | None
+    correction: Correction
+    confidence: np.ndarray
+    stats: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """``"label"`` when any pixel is labelled, else ``"empty"`` (statistics but no label)."""
+        return LABEL if self.stats["labelled_pixels"] else EMPTY
+
+
+def derive(
+    final: np.ndarray | None,
+    predicted: np.ndarray | None,
+    names: Sequence[str],
+    lead_time: float | None = None,
+    model: ConfidenceModel = ConfidenceModel(),
+    unknown_labels: Iterable[str] = (),
+    calibration: CalibrationModel | None = None,
+    annotator: str | None = None,
+) -> Derivation | None:
+    """The harvest's derivation of an implicit label, shared by the harvester and the tracking analysis.
+
+    A missing map counts as nothing painted (``final``) or nothing predicted (``predicted``);
+    a prediction of another size than ``final`` is ignored.
+
+    Args:
+        final: Class map of the submitted annotation (None: it has no regions).
+        predicted: Class map of the prediction the expert started from (None: none).
+        names: Catalogue class names in index order.
+        lead_time: Seconds the expert spent, if known.
+        model: Confidence model parameters.
+        unknown_labels: Labels of the annotation that match no catalogue class.
+        calibration: Confidence model learnt from audits (None: the hand-set ``model``).
+        annotator: The annotator's pseudonym (a calibration feature).
+
+    Returns:
+        The derivation, or None when neither map exists (no image size to compare on).
+    """
+    if final is not None and predicted is not None and predicted.shape != final.shape:
+        predicted = None
+    reference = final if final is not None else predicted
+    if reference is None:
+        return None
+    nothing = np.full(reference.shape, NOTHING, np.uint8)
+    start = nothing if predicted is None else predicted
+    final = nothing if final is None else final
+    correction = compare(start, final, len(names), lead_time, model)
+    if calibration is None:
+        confidence = correction.confidence
+    else:
+        confidence = calibrated_confidence(calibration, start, final, lead_time, annotator=annotator)
+    stats = correction.stats(list(names))
+    stats["unknown_labels"] = sorted(set(unknown_labels))
+    return Derivation(predicted, correction, confidence, stats)
 
 
 class Harvester:
@@ -203,11 +269,28 @@ class Harvester:
         served = [b.get("model_version") for b in backends if b.get("model_version")]
         parent, rule = choose_prediction(annotation, predictions, served)
         results = annotation.get("result") or []
-        shape = result_shape(results, target.from_name)
-        parent_shape = result_shape(parent.get("result") or [], target.from_name) if parent else None
-        if shape is None:
-            shape = parent_shape
-        elif parent_shape is not None and parent_shape != shape:
+        own = result_shape(results, target.from_name)
+        parent_shape = result_shape(parent.get("result"), target.from_name) if parent else None
+        shape = own or parent_shape
+        final = unknown = predicted = None
+        if shape is not None:
+            final, unknown = regions_to_class_map(results, shape, self.catalogue, target.from_name)
+        if parent is not None and (parent_shape or shape) is not None:
+            predicted, _ = regions_to_class_map(
+                parent.get("result"), parent_shape or shape, self.catalogue, target.from_name
+            )
+        calibration = self.calibration()
+        derived = derive(
+            final,
+            predicted,
+            self.catalogue.names,
+            base.lead_time,
+            self.confidence,
+            unknown_labels=unknown or (),
+            calibration=calibration,
+            annotator=base.annotator,
+        )
+        if predicted is not None and derived is not None and derived.predicted is None:
             log.warning("annotation %s: prediction %s has another image size; ignored", annotation_id, parent["id"])
             parent, rule = None, "none"
         record = replace(
@@ -217,26 +300,14 @@ class Harvester:
             prediction_id=int(parent["id"]) if parent else None,
             prediction_rule=rule,
         )
-        if shape is None:
+        if derived is None:
             return self._store(record, None, None)
-        final, unknown = results_to_class_map(results, target, shape)
-        predicted = (
-            results_to_class_map(parent.get("result") or [], target, shape)[0]
-            if parent
-            else np.full(shape, NOTHING, np.uint8)
-        )
-        correction = compare(predicted, final, len(self.catalogue), record.lead_time, self.confidence)
-        calibration = self.calibration()
-        confidence = correction.confidence if calibration is None else calibrated_confidence(
-            calibration, predicted, final, record.lead_time, annotator=record.annotator
-        )  # fmt: skip
-        stats = correction.stats(self.catalogue.names)
-        stats["unknown_labels"] = sorted(set(unknown))
+        stats = derived.stats
         crystals = crystal_target(label_config, self.catalogue) if target.tag == "PolygonLabels" else None
         if crystals is not None:
             stats["crystals"] = crystal_changes(parent.get("result") or [] if parent else [], results, crystals)
         record = replace(record, stats=stats)
-        if stats["labelled_pixels"] == 0:
+        if derived.kind == EMPTY:
             return self._store(record, None, None)
         record = replace(record, kind=LABEL, label_key=label_keys(project_id, task_id, annotation_id)[0])
         provenance = {
@@ -262,7 +333,7 @@ class Harvester:
         }
         if crystals is not None:
             provenance["crystals"] = crystal_labels(results, crystals)
-        return self._store(record, correction.label, confidence, provenance)
+        return self._store(record, derived.correction.label, derived.confidence, provenance)
 
     def _store(
         self,

@@ -46,9 +46,9 @@ from scipy import ndimage
 
 from label_config import Catalogue, load_catalogue
 from label_config.catalogue import IGNORE_INDEX
-from ml_backend.brush import mask_to_rle, rle_to_mask
-from ml_backend.label_map import ControlTarget, control_target
+from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioClient
+from ml_backend.regions import class_map_to_regions, regions_to_class_map
 
 log = logging.getLogger(__name__)
 
@@ -225,19 +225,6 @@ def _file_name(url: str) -> str:
     return PurePosixPath(unquote(query[0] if query else parts.path)).name
 
 
-def prediction_classes(prediction: dict[str, Any], shape: tuple[int, int], catalogue: Catalogue) -> np.ndarray:
-    """(H, W) uint8 class map of a brush prediction; ``IGNORE_INDEX`` where nothing is painted."""
-    classes = np.full(shape, IGNORE_INDEX, dtype=np.uint8)
-    for region in prediction.get("result") or []:
-        value = region.get("value") or {}
-        labels = value.get("brushlabels") or []
-        index = catalogue.index_of(labels[0]) if labels else None
-        if region.get("type") != "brushlabels" or index is None or not value.get("rle"):
-            continue
-        classes[rle_to_mask(value["rle"], *shape)] = index
-    return classes
-
-
 def mean_iou(classes: np.ndarray, truth: np.ndarray) -> float:
     """Mean IoU over the classes present in ``truth``."""
     values = []
@@ -303,29 +290,6 @@ def correct(start: np.ndarray, truth: np.ndarray, config: ExpertConfig, rng: np.
     return Correction(classes, round(float(seconds), 3), regions, pixels, 0)
 
 
-def brush_result(classes: np.ndarray, target: ControlTarget) -> list[dict[str, Any]]:
-    """Label Studio brushlabels regions of a class map, one per class the config offers."""
-    height, width = classes.shape
-    result = []
-    for k in np.unique(classes):
-        if int(k) not in target.labels:
-            continue
-        result.append(
-            {
-                "id": f"expert-{int(k)}",
-                "from_name": target.from_name,
-                "to_name": target.to_name,
-                "type": "brushlabels",
-                "origin": "manual",
-                "original_width": width,
-                "original_height": height,
-                "image_rotation": 0,
-                "value": {"format": "rle", "rle": mask_to_rle(classes == k), "brushlabels": [target.labels[int(k)]]},
-            }
-        )
-    return result
-
-
 class SimulatedExpert:
     """Annotates a Label Studio project's open tasks in prediction-score order.
 
@@ -379,7 +343,9 @@ class SimulatedExpert:
         cfg = self.config
         task_id = int(task["id"])
         truth = self.truth.classes(task, self.target.value_key)
-        start = prediction_classes(prediction or {}, truth.shape, self.catalogue)
+        start, _ = regions_to_class_map(
+            (prediction or {}).get("result"), truth.shape, self.catalogue, self.target.from_name
+        )
         score = float(prediction["score"]) if prediction and prediction.get("score") is not None else None
         parent = int(prediction["id"]) if prediction and cfg.mode == "correct" else None
         extra = {"parent_prediction": parent} if parent is not None else {}
@@ -395,7 +361,8 @@ class SimulatedExpert:
             answer = self.client.create_annotation(task_id, [], lead_time=seconds, was_cancelled=True, **extra)
             return Submission(task_id, int(answer["id"]), parent, score, True, seconds, 0, 0, 0, iou_before, None)
         done = correct(start, truth, cfg, self._rng)
-        result = brush_result(done.classes, self.target)
+        target = self.target
+        result = class_map_to_regions(done.classes, target.labels, target.from_name, target.to_name, id_prefix="expert")
         answer = self.client.create_annotation(task_id, result, lead_time=done.seconds, **extra)
         return Submission(
             task_id, int(answer["id"]), parent, score, False, done.seconds, done.regions, done.pixels,

@@ -21,29 +21,17 @@ from PIL import Image
 
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
-from ml_backend.brush import mask_to_rle, rle_to_mask
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.metrics import class_iou, confusion_matrix, mean_iou
+from ml_backend.regions import class_map_to_regions, regions_to_class_map
 from ml_backend.synthetic.families import TEST_SEED_START, family_names, generate_field
 from scraiber.label_studio_server import LabelStudioAccount, LabelStudioServer
 from scraiber.processes import free_port
 from scraiber.stack import backend_process
 
 
-def _labels(prediction: dict, shape: tuple[int, int], catalogue) -> np.ndarray:
-    labels = np.full(shape, 255, np.uint8)
-    for region in prediction["result"]:
-        mask = rle_to_mask(region["value"]["rle"], shape[0], shape[1])
-        labels[mask] = catalogue.index_of(region["value"]["brushlabels"][0])
-    return labels
-
-
 def _regions(truth: np.ndarray, catalogue) -> list[dict]:
-    h, w = truth.shape
-    return [{"id": f"expert-{c}", "from_name": "minerals", "to_name": "image", "type": "brushlabels",
-             "original_width": w, "original_height": h,
-             "value": {"format": "rle", "rle": mask_to_rle(truth == c), "brushlabels": [catalogue.names[c]]}}
-            for c in np.unique(truth)]  # fmt: skip
+    return class_map_to_regions(truth, dict(enumerate(catalogue.names)), "minerals", "image", id_prefix="expert")
 
 
 @click.command("fast-learner")
@@ -84,8 +72,8 @@ def fast_loop_bench(family: str, tasks: int, size: int, corrections: int, timeou
                 for task in open_tasks:
                     latest = client.task_predictions(task)[-1]
                     versions.add(latest["model_version"])
-                    matrix = matrix + confusion_matrix(truth[task], _labels(latest, (size, size), catalogue),
-                                                       len(catalogue))  # fmt: skip
+                    classes, _ = regions_to_class_map(latest["result"], (size, size), catalogue)
+                    matrix = matrix + confusion_matrix(truth[task], classes, len(catalogue))
                 return mean_iou(class_iou(matrix, catalogue.names)), ", ".join(sorted(versions))
 
             miou, version = open_miou(task_ids[1:])

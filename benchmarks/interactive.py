@@ -18,8 +18,8 @@ from scipy import ndimage
 
 from label_config import load_catalogue
 from label_config.generate import minerals_xml
-from ml_backend.brush import rle_to_mask
 from ml_backend.refine import InteractiveRefiner, RefineConfig
+from ml_backend.regions import regions_to_class_map
 from ml_backend.segmenters import create_segmenter
 from ml_backend.synthetic import generate_section
 
@@ -32,13 +32,6 @@ class _Images:
 
     def fetch(self, url: str, pixel_size_um: float | None = None) -> SimpleNamespace:
         return SimpleNamespace(pixels=self.pixels)
-
-
-def _mask(prediction: dict, shape: tuple[int, int], catalogue) -> np.ndarray:
-    classes = np.zeros(shape, np.uint8)
-    for region in prediction["result"]:
-        classes[rle_to_mask(region["value"]["rle"], *shape)] = catalogue.index_of(region["value"]["brushlabels"][0])
-    return classes
 
 
 def _mean_iou(classes: np.ndarray, truth: np.ndarray, n: int) -> float:
@@ -89,7 +82,7 @@ def bench_interactive(sizes: str, clicks: int, seed: int, method: str) -> None:
         task = {"id": 1, "data": {"image": f"/data/upload/bench-{size}.png"}}
         context: dict = {"result": []}
         first = refiner.refine(task, {"result": []}, config_xml)[0]
-        classes = _mask(first, section.classes.shape, catalogue)
+        classes = regions_to_class_map(first["result"], section.classes.shape, catalogue)[0]
         ious = [_mean_iou(classes, section.classes, len(catalogue))]
         times, cpu = [], []
         for _ in range(clicks):
@@ -98,7 +91,7 @@ def bench_interactive(sizes: str, clicks: int, seed: int, method: str) -> None:
             prediction = refiner.refine(task, context, config_xml)[0]
             times.append((time.perf_counter() - started) * 1000)
             cpu.append((time.process_time() - cpu_started) * 1000)
-            classes = _mask(prediction, section.classes.shape, catalogue)
+            classes = regions_to_class_map(prediction["result"], section.classes.shape, catalogue)[0]
             ious.append(_mean_iou(classes, section.classes, len(catalogue)))
         cold = InteractiveRefiner(catalogue, lambda: segmenter, _Images(section.image), RefineConfig())
         started = time.perf_counter()

@@ -14,13 +14,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from label_config import Catalogue
-from ml_backend.brush import mask_to_rle
 from ml_backend.bse_io import BSEImage, BSEReadError
 from ml_backend.crystal_results import crystal_results, crystal_target
 from ml_backend.image_source import ImageSource, ImageSourceError
 from ml_backend.label_map import ControlTarget, LabelConfigError, control_target
 from ml_backend.ladder import check_ladder
 from ml_backend.memory_budget import BudgetBusyError, ImageTooLargeError
+from ml_backend.regions import class_map_to_regions
 from ml_backend.segmenters.base import Segmenter
 from ml_backend.uncertainty import task_score
 
@@ -150,27 +150,11 @@ def brush_results(probs: np.ndarray, target: ControlTarget) -> list[dict[str, An
 
     Each region's ``score`` is the mean probability of its class over its pixels.
     """
-    _, height, width = probs.shape
     allowed = np.array(sorted(target.labels))
-    labels = allowed[np.argmax(probs[allowed], axis=0)]
-    results = []
-    for index in np.unique(labels):
-        mask = labels == index
-        results.append(
-            {
-                "id": f"{target.from_name}-{index}",
-                "from_name": target.from_name,
-                "to_name": target.to_name,
-                "type": "brushlabels",
-                "origin": "prediction",
-                "original_width": width,
-                "original_height": height,
-                "image_rotation": 0,
-                "score": float(probs[index][mask].mean()),
-                "value": {"format": "rle", "rle": mask_to_rle(mask), "brushlabels": [target.labels[int(index)]]},
-            }
-        )
-    return results
+    classes = allowed[np.argmax(probs[allowed], axis=0)].astype(np.uint8)
+    return class_map_to_regions(
+        classes, target.labels, target.from_name, target.to_name, origin="prediction", probs=probs
+    )
 
 
 def _pixel_size(data: dict[str, Any]) -> float | None:

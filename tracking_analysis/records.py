@@ -3,8 +3,9 @@
 :func:`harvest_snapshot` does for every annotation of a :class:`~tracking_analysis.snapshot.Snapshot`
 what :class:`active_learning.harvest.Harvester` does for one annotation in Label Studio:
 find the prediction the expert started from (:func:`~active_learning.harvest.choose_prediction`),
-compare the class maps (:func:`~active_learning.corrections.compare`) and build a
-:class:`~active_learning.harvest_log.HarvestRecord` with the same statistics. The indicator
+derive the implicit label and its statistics with the harvester's own function
+(:func:`~active_learning.harvest.derive`) and build a
+:class:`~active_learning.harvest_log.HarvestRecord`. The indicator
 functions then read the same kind of records whether they come from a snapshot or from the
 harvest log (:func:`harvest_log_records`).
 """
@@ -16,9 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from active_learning.corrections import NOTHING, ConfidenceModel, compare
-from active_learning.harvest import choose_prediction, label_keys
-from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog, HarvestRecord
+from active_learning.corrections import ConfidenceModel
+from active_learning.harvest import choose_prediction, derive, label_keys
+from active_learning.harvest_log import EMPTY, SKIP, HarvestLog, HarvestRecord
 from tracking_analysis.snapshot import Snapshot, SnapshotAnnotation, SnapshotPrediction
 
 
@@ -85,9 +86,16 @@ def harvest_annotation(
                 prediction_rule=rule,
             )
         )
-    final = annotation.classes
     start = parent.classes if parent is not None else None
-    if final is not None and start is not None and start.shape != final.shape:
+    derived = derive(
+        annotation.classes,
+        start,
+        snapshot.classes,
+        annotation.lead_time,
+        model,
+        unknown_labels=annotation.unknown_labels,
+    )
+    if derived is not None and start is not None and derived.predicted is None:  # another image size
         parent, rule, start = None, "none", None
     record = replace(
         base,
@@ -96,21 +104,13 @@ def harvest_annotation(
         prediction_id=parent.id if parent is not None else None,
         prediction_rule=rule,
     )
-    shape = final.shape if final is not None else (start.shape if start is not None else None)
-    if shape is None:
+    if derived is None:
         return Harvested(record)
-    if final is None:
-        final = np.full(shape, NOTHING, np.uint8)
-    predicted = start if start is not None else np.full(shape, NOTHING, np.uint8)
-    correction = compare(predicted, final, len(snapshot.classes), annotation.lead_time, model)
-    stats = correction.stats(list(snapshot.classes))
-    stats["unknown_labels"] = list(annotation.unknown_labels)
-    if stats["labelled_pixels"] == 0:
-        return Harvested(replace(record, stats=stats), predicted=start)
-    record = replace(
-        record, kind=LABEL, stats=stats, label_key=label_keys(snapshot.project_id, annotation.task, annotation.id)[0]
-    )
-    return Harvested(record, correction.label, correction.confidence, start)
+    record = replace(record, kind=derived.kind, stats=derived.stats)
+    if derived.kind == EMPTY:
+        return Harvested(record, predicted=start)
+    record = replace(record, label_key=label_keys(snapshot.project_id, annotation.task, annotation.id)[0])
+    return Harvested(record, derived.correction.label, derived.confidence, start)
 
 
 def harvest_snapshot(snapshot: Snapshot, model: ConfidenceModel = ConfidenceModel()) -> list[Harvested]:

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from active_learning.corrections import result_shape, results_to_class_map
 from active_learning.pseudonyms import pseudonym
 from label_config import Catalogue
 from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioClient
+from ml_backend.regions import regions_to_class_map, result_shape
 
 FORMAT, VERSION = "scraiber-tracking-snapshot", 1
 #: Title of the Label Studio project holding the session questionnaire.
@@ -356,13 +356,13 @@ def capture(
                     model_version=prediction.get("model_version"),
                     score=_float(prediction.get("score")),
                     created_at=str(prediction["created_at"]),
-                    classes=results_to_class_map(results, target, own)[0] if own else None,
+                    classes=regions_to_class_map(results, own, catalogue, target.from_name)[0] if own else None,
                 )
             )
         for annotation in task_annotations:
             results = annotation.get("result") or []
             own = result_shape(results, target.from_name)
-            classes, unknown = results_to_class_map(results, target, own) if own else (None, [])
+            classes, unknown = regions_to_class_map(results, own, catalogue, target.from_name) if own else (None, ())
             annotations.append(
                 SnapshotAnnotation(
                     id=int(annotation["id"]),
@@ -374,7 +374,7 @@ def capture(
                     was_cancelled=bool(annotation.get("was_cancelled")),
                     parent_prediction=annotation.get("parent_prediction"),
                     classes=classes,
-                    unknown_labels=tuple(sorted(set(unknown))),
+                    unknown_labels=unknown,
                 )
             )
         data = task.get("data") or {}

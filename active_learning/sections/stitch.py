@@ -2,7 +2,8 @@
 
 The tiles are the Label Studio tasks made by :mod:`active_learning.sections.ingest`; their
 data says where each tile sits in the mosaic. Each tile's brush regions are decoded to
-catalogue class indices (label names matched through the catalogue, synonyms included).
+catalogue class indices by :func:`ml_backend.regions.regions_to_class_map` (synonyms
+included; a label the catalogue lacks leaves its region unlabelled, with a warning).
 Where tiles overlap, a labelled pixel of an annotation beats one of a prediction, and
 among equals the tile whose border is farther away (the pixel nearer its centre) wins.
 Pixels no tile labels stay 255. The mask is built band by band and written as a tiled
@@ -21,10 +22,10 @@ from tqdm.auto import tqdm
 
 from active_learning.sections.ingest import project_label_config
 from label_config.catalogue import IGNORE_INDEX, Catalogue
-from ml_backend.brush import rle_to_mask
 from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.mosaic.writer import write_mask_tiff
+from ml_backend.regions import regions_to_class_map
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +48,6 @@ class Tile:
     def y1(self) -> int:
         """First mosaic row below the tile."""
         return self.y + self.height
-
-
-def tile_classes(result: list[dict], height: int, width: int, from_name: str, catalogue: Catalogue) -> np.ndarray:
-    """uint8 class indices of one tile from its brush regions (255 where nothing is painted).
-
-    Regions are painted in order, so a later region covers an earlier one.
-
-    Raises:
-        ValueError: a region of another size than the tile, or a label the catalogue lacks.
-    """
-    out = np.full((height, width), IGNORE_INDEX, dtype=np.uint8)
-    for item in result:
-        if item.get("type") != "brushlabels" or item.get("from_name") != from_name:
-            continue
-        size = (item.get("original_height"), item.get("original_width"))
-        if size != (height, width):
-            raise ValueError(f"brush region of {size[0]} x {size[1]} px on a tile of {height} x {width} px")
-        value = item["value"]
-        for label in value.get("brushlabels", []):
-            index = catalogue.index_of(label)
-            if index is None:
-                raise ValueError(f"label {label!r} is not in the catalogue ({', '.join(catalogue.names)})")
-            out[rle_to_mask(value["rle"], height, width)] = index
-    return out
 
 
 def _border_distance(height: int, width: int) -> np.ndarray:
@@ -149,9 +126,16 @@ class Stitcher:
             return None
         kind, item = chosen
         try:
-            classes = tile_classes(item["result"], tile.height, tile.width, self.from_name, self.catalogue)
+            classes, unknown = regions_to_class_map(
+                item["result"], (tile.height, tile.width), self.catalogue, self.from_name
+            )
         except ValueError as exc:
             raise ValueError(f"task {tile.task_id} ({kind} {item['id']}): {exc}") from None
+        if unknown:
+            log.warning(
+                "task %s (%s %s): labels %s match no catalogue class; their regions stay unlabelled",
+                tile.task_id, kind, item["id"], ", ".join(map(repr, unknown)),
+            )  # fmt: skip
         self.labelled += 1
         return classes, _KIND_RANK[kind] * _RANK_STEP + _border_distance(tile.height, tile.width)
 

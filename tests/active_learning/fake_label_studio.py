@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from label_config.generate import CONFIG_DIR
-from ml_backend.brush import mask_to_rle
 from ml_backend.label_studio import LabelStudioError
+from ml_backend.regions import class_map_to_regions
 
 MINERALS_XML = (CONFIG_DIR / "minerals.xml").read_text()
 OTHER_XML = '<View><Image name="img" value="$image"/><RectangleLabels name="box" toName="img"><Label value="Cat"/></RectangleLabels></View>'
@@ -24,20 +24,7 @@ EMAIL = "petrologist@example.org"
 
 def brush_result(class_map: np.ndarray, labels: dict[int, str], from_name: str = "minerals") -> list[dict]:
     """One brushlabels region per class present in ``class_map`` (255 = nothing)."""
-    height, width = class_map.shape
-    return [
-        {
-            "id": f"r{index}",
-            "from_name": from_name,
-            "to_name": "image",
-            "type": "brushlabels",
-            "original_height": height,
-            "original_width": width,
-            "value": {"format": "rle", "rle": mask_to_rle(class_map == index), "brushlabels": [labels[int(index)]]},
-        }
-        for index in np.unique(class_map)
-        if index != 255
-    ]
+    return class_map_to_regions(class_map, labels, from_name, "image", id_prefix="r")
 
 
 class FakeLabelStudio:

@@ -3,17 +3,7 @@
 import numpy as np
 import pytest
 
-from active_learning.corrections import (
-    NOTHING,
-    ConfidenceModel,
-    compare,
-    result_shape,
-    results_to_class_map,
-)
-from label_config import load_catalogue
-from label_config.generate import CONFIG_DIR
-from ml_backend.brush import mask_to_rle
-from ml_backend.label_map import control_target
+from active_learning.corrections import NOTHING, ConfidenceModel, compare
 
 N = NOTHING
 PREDICTED = np.array(
@@ -138,53 +128,3 @@ def test_no_prediction_means_every_painted_pixel_was_added():
 def test_bad_inputs_are_refused_with_the_reason(predicted, final, message):
     with pytest.raises(ValueError, match=message):
         compare(predicted, final, n_classes=4)
-
-
-# -- Label Studio results -> class map --------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def target():
-    return control_target((CONFIG_DIR / "minerals.xml").read_text(), load_catalogue())
-
-
-def _region(mask, label, from_name="minerals", **extra):
-    height, width = mask.shape
-    return {
-        "from_name": from_name,
-        "to_name": "image",
-        "type": "brushlabels",
-        "original_height": height,
-        "original_width": width,
-        "value": {"format": "rle", "rle": mask_to_rle(mask), "brushlabels": [label]},
-        **extra,
-    }
-
-
-def test_results_decode_in_order_later_regions_win(target):
-    olivine = np.zeros((6, 8), bool)
-    olivine[1:4, 1:5] = True
-    plagioclase = np.zeros((6, 8), bool)
-    plagioclase[2:5, 3:7] = True
-    results = [
-        _region(olivine, "Olivine"),
-        _region(plagioclase, "Plagioclase"),
-        _region(np.ones((6, 8), bool), "Epoxy", from_name="hint", type="keypointlabels"),  # another control
-        _region(np.ones((6, 8), bool), "Unobtainium"),  # not in the config: skipped, reported
-    ]
-    class_map, unknown = results_to_class_map(results, target, (6, 8))
-    expected = np.full((6, 8), NOTHING, np.uint8)
-    expected[olivine] = 4
-    expected[plagioclase] = 2
-    np.testing.assert_array_equal(class_map, expected)
-    assert unknown == ["Unobtainium"]
-    assert result_shape(results, "minerals") == (6, 8)
-    assert result_shape([], "minerals") is None
-
-
-def test_results_of_another_size_are_refused(target):
-    small = _region(np.ones((3, 3), bool), "Olivine")
-    with pytest.raises(ValueError, match="disagree about the image size"):
-        result_shape([small, _region(np.ones((6, 8), bool), "Olivine")], "minerals")
-    with pytest.raises(ValueError, match=r"is \(3, 3\), the image is \(6, 8\)"):
-        results_to_class_map([small], target, (6, 8))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from active_learning.corrections import polygon_mask, results_to_class_map
 from active_learning.crystal_corrections import crystal_changes, crystal_labels
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.crystal_results import crystal_target
+from ml_backend.regions import polygon_mask, regions_to_class_map
 
-CRYSTALS = crystal_target((CONFIG_DIR / "crystals.xml").read_text(), load_catalogue())
+CATALOGUE = load_catalogue()
+CRYSTALS = crystal_target((CONFIG_DIR / "crystals.xml").read_text(), CATALOGUE)
 
 
 def _crystal(region_id, points, mineral, population=None, zoning=None):
@@ -40,8 +41,8 @@ def test_polygon_covers_the_pixels_whose_centres_are_inside():
 
 def test_polygons_become_a_class_map():
     results = _crystal("a", SQUARE, "Olivine") + _crystal("b", [[70, 70], [90, 70], [90, 90]], "Fe-Ti oxide")
-    class_map, unknown = results_to_class_map(results, CRYSTALS.polygons, (10, 10))
-    assert unknown == []
+    class_map, unknown = regions_to_class_map(results, (10, 10), CATALOGUE, CRYSTALS.polygons.from_name)
+    assert unknown == ()
     assert (class_map[2:6, 2:6] == 4).all()
     assert class_map[8, 8] == 5
     assert (class_map == 255).sum() == 100 - 16 - (class_map == 5).sum()

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from active_learning.corrections import NOTHING, compare
-from active_learning.harvest import GONE, HARVESTED, NOT_SERVED, UNCHANGED, Harvester, choose_prediction, label_keys
+from active_learning.harvest import (
+    GONE,
+    HARVESTED,
+    NOT_SERVED,
+    UNCHANGED,
+    Harvester,
+    choose_prediction,
+    derive,
+    label_keys,
+)
 from active_learning.harvest_log import EMPTY, LABEL, SKIP, HarvestLog, HarvestRecord
 from active_learning.pseudonyms import KEY_FILE, load_or_create_key, pseudonym, resolve_key
 from active_learning.store import LocalArtefactStore
@@ -237,3 +246,17 @@ def test_a_stored_calibration_model_gives_the_confidence(world):
     np.testing.assert_allclose(confidence[labelled], 0.77, atol=1e-3)
     assert (confidence[~labelled] == 0).all()
     assert world["store"].get_json(json_key)["confidence_calibration"] == {"pixels": 10}
+
+
+def test_derive_is_the_harvest_arithmetic_on_two_class_maps():
+    predicted, final = _maps()
+    derived = derive(final, predicted, CATALOGUE.names, 30.0, unknown_labels=["Zz", "Aa", "Zz"])
+    correction = compare(predicted, final, len(CATALOGUE), 30.0)
+    assert derived.kind == LABEL and derived.predicted is predicted
+    np.testing.assert_array_equal(derived.confidence, correction.confidence)
+    assert derived.stats == {**correction.stats(CATALOGUE.names), "unknown_labels": ["Aa", "Zz"]}
+    assert derive(None, None, CATALOGUE.names) is None  # no image size: nothing to compare
+    erased = derive(None, predicted, CATALOGUE.names)  # nothing painted: all removed, no label
+    assert erased.kind == EMPTY and erased.stats["per_class"]["Groundmass"]["removed"] == 68
+    other_size = derive(final, predicted[:4], CATALOGUE.names)  # a prediction of another size is ignored
+    assert other_size.predicted is None and other_size.stats["edited_pixels"] == (final != N).sum()

@@ -11,7 +11,7 @@ import tifffile
 from click.testing import CliRunner
 
 from active_learning.sections.ingest import ingest_mosaic, make_target
-from active_learning.sections.stitch import Stitcher, tile_classes
+from active_learning.sections.stitch import Stitcher
 from label_config.catalogue import IGNORE_INDEX, load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.brush import mask_to_rle
@@ -58,20 +58,6 @@ def _brush(classes: np.ndarray, origin: str = "manual") -> list[dict]:
 
 def _tasks_by_position(client, project_id: int) -> dict[tuple[int, int], dict]:
     return {(t["data"]["tile"]["y"], t["data"]["tile"]["x"]): t for t in client.list_tasks(project_id)}
-
-
-def test_tile_classes_decodes_brush_regions_in_order():
-    classes = np.full((20, 30), IGNORE_INDEX, np.uint8)
-    classes[2:10, 3:12] = 4
-    classes[12:18, :] = 1
-    result = _brush(classes) + [{"type": "keypointlabels", "from_name": "hint", "value": {}}]
-    np.testing.assert_array_equal(tile_classes(result, 20, 30, "minerals", CATALOGUE), classes)
-    with pytest.raises(ValueError, match="30 x 20 px on a tile of 20 x 30"):
-        tile_classes(_brush(classes.T.copy()), 20, 30, "minerals", CATALOGUE)
-    odd = _brush(classes)
-    odd[0]["value"]["brushlabels"] = ["Unobtainium"]
-    with pytest.raises(ValueError, match="'Unobtainium' is not in the catalogue"):
-        tile_classes(odd, 20, 30, "minerals", CATALOGUE)
 
 
 @pytest.mark.slow

@@ -14,13 +14,13 @@ from active_learning.simulated_expert import (
     TruthLookup,
     correct,
     mean_iou,
-    prediction_classes,
 )
 from label_config import load_catalogue
 from label_config.catalogue import IGNORE_INDEX
 from label_config.generate import CONFIG_DIR
 from ml_backend.label_map import control_target
 from ml_backend.predictor import brush_results
+from ml_backend.regions import regions_to_class_map
 from ml_backend.synthetic import generate_section, write_section
 
 CATALOGUE = load_catalogue()
@@ -106,7 +106,7 @@ def test_prediction_round_trip_and_mean_iou():
     target = control_target((CONFIG_DIR / "minerals.xml").read_text(), CATALOGUE)
     probs = np.zeros((len(CATALOGUE), 20, 20), np.float32)
     np.put_along_axis(probs, start[None].astype(np.int64), 1.0, axis=0)
-    classes = prediction_classes({"result": brush_results(probs, target)}, (20, 20), CATALOGUE)
+    classes, _ = regions_to_class_map(brush_results(probs, target), (20, 20), CATALOGUE)
     assert (classes == start).all()
     assert mean_iou(truth, truth) == 1.0
     assert mean_iou(start, truth) == pytest.approx(349 / 400 / 3)  # class 1 only: 349 shared of 400 px
@@ -201,7 +201,7 @@ def test_simulated_expert_against_label_studio(label_studio, fields):
         assert annotation["parent_prediction"] == prediction_ids[task_id] == submission.prediction_id
         assert annotation["lead_time"] == pytest.approx(submission.lead_time) and 10 < annotation["lead_time"] <= 60
         assert not annotation["was_cancelled"]
-        submitted = prediction_classes(annotation, truth_map.shape, CATALOGUE)
+        submitted, _ = regions_to_class_map(annotation["result"], truth_map.shape, CATALOGUE)
         assert mean_iou(submitted, truth_map) > mean_iou(predicted, truth_map) + 0.05
         assert submission.iou_after == pytest.approx(mean_iou(submitted, truth_map))
     print({s.task_id: (round(s.iou_before, 3), round(s.iou_after, 3), s.lead_time, s.regions) for s in submissions})
