@@ -106,6 +106,13 @@ def harvest_fields(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [slim]
 
 
+def _identified_by_content(part: dict[str, Any]) -> bool:
+    """Whether a stored event part is its own identity (see :meth:`EventLog.record`)."""
+    if part["action"] == "START_TRAINING":
+        return False
+    return part["action"] != "ANNOTATION_UPDATED" or "updated_at" in part.get("annotation", {})
+
+
 def _id(value: Any) -> int | None:
     """A Label Studio id (int, or a string of ASCII digits) within a database integer; None otherwise."""
     if isinstance(value, bool):
@@ -138,11 +145,12 @@ class EventLog:
     def record(self, payload: dict[str, Any]) -> bool:
         """Store one event durably (its :func:`harvest_fields`); returns False for a duplicate delivery.
 
-        Duplicates: an annotation event is recognised by what is stored of it (action, ids and
-        the annotation's ``updated_at``), so the same annotation version delivered twice with
-        other payload details (Label Studio sends a project webhook and an ML-backend webhook,
-        and may send again around a restart) is one event; other events by the whole payload
-        (:func:`delivery_key`), as delivered.
+        Duplicates: an event is recognised by what is stored of it (:func:`harvest_fields`), so
+        the same annotation version, or the same project change, delivered twice with other
+        payload details (Label Studio sends a project webhook and an ML-backend webhook, and
+        repeats around a restart) is one event. Two kinds are recognised by the whole payload
+        (:func:`delivery_key`) instead, because their stored form may not tell two real events
+        apart: START_TRAINING (each request counts) and ANNOTATION_UPDATED without ``updated_at``.
 
         Raises:
             ValueError: if the payload lacks what its action needs, or its stored form
@@ -151,7 +159,7 @@ class EventLog:
         stored = False
         key = delivery_key(payload)  # of the whole delivery: the same payload twice is one event
         for index, part in enumerate(harvest_fields(payload)):
-            if "updated_at" in part.get("annotation", {}):  # one annotation version: one event
+            if _identified_by_content(part):
                 part_key = delivery_key(part)
             else:
                 part_key = key if index == 0 else hashlib.sha256(f"{key}:{index}".encode()).hexdigest()

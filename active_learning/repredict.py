@@ -32,7 +32,8 @@ def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, projec
     Tasks that already hold a prediction of that version are left alone; tasks whose
     prediction fails (e.g. an unreadable image) are logged and skipped.
     """
-    config = client.get_project(project)["label_config"]
+    details = client.get_project(project)
+    config = details["label_config"]
     version = predictor.model_version(project)
     open_tasks = [task for task in client.list_tasks(project)
                   if not task.get("total_annotations") and version not in _versions(task)]  # fmt: skip
@@ -42,6 +43,7 @@ def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, projec
             client.create_prediction(task["id"], prediction["result"], prediction["score"], prediction["model_version"])
             posted += 1
             version = prediction["model_version"]
-    client.update_project(project, model_version=version)
+    if details.get("model_version") != version:  # each PATCH makes Label Studio send a PROJECT_UPDATED webhook
+        client.update_project(project, model_version=version)
     log.info("project %s: %d open tasks re-predicted with %s", project, posted, version)
     return posted

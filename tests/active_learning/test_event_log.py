@@ -127,4 +127,8 @@ def test_one_annotation_version_delivered_twice_with_other_details_is_one_event(
     assert log.record(updated)  # a new version of the annotation is a new event
     assert log.record({"action": "START_TRAINING", "project": {"id": 1}, "requested_at": 1.0})
     assert log.record({"action": "START_TRAINING", "project": {"id": 1}, "requested_at": 2.0})
-    assert len(log.list_events()) == 4
+    assert log.record({"action": "PROJECT_UPDATED", "project": {"id": 1, "model_version": "a"}})
+    assert not log.record({"action": "PROJECT_UPDATED", "project": {"id": 1, "model_version": "b"}})
+    unversioned = {"action": "ANNOTATION_UPDATED", "annotation": {"id": 7}, "project": {"id": 1}}
+    assert log.record({**unversioned, "n": 1}) and log.record({**unversioned, "n": 2})  # may be two updates
+    assert len(log.list_events()) == 7
