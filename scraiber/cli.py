@@ -65,6 +65,8 @@ class EntryPointGroup(click.Group):
 def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """scrAiber: pre-annotations and active learning for BSE images of thin sections."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:  # Alembic announces its plugins at INFO on every start
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.ensure_object(dict)
 
 
