@@ -35,7 +35,7 @@ def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, projec
     details = client.get_project(project)
     config = details["label_config"]
     version = predictor.model_version(project)
-    open_tasks = [task for task in client.list_tasks(project)
+    open_tasks = [task for task in client.list_tasks(project, full=True)
                   if not task.get("total_annotations") and version not in _versions(task)]  # fmt: skip
     posted = 0
     for task, prediction in zip(open_tasks, predictor.predict(open_tasks, config, project)):

@@ -249,16 +249,18 @@ class LabelStudioClient:
             task_ids.extend(int(task_id) for task_id in answer.get("task_ids", []))
         return task_ids
 
-    def list_tasks(self, project_id: int) -> list[dict]:
-        """All tasks of a project with their predictions and annotations, every page.
+    def list_tasks(self, project_id: int, full: bool = False) -> list[dict]:
+        """All tasks of a project, every page (``GET /api/tasks/?project=ID``).
 
-        ``GET /api/tasks/?project=ID&fields=all``: without ``fields=all`` Label Studio leaves out
-        computed fields such as ``predictions_model_versions``.
+        ``full``: also their predictions, annotations and computed fields such as
+        ``predictions_model_versions`` (``fields=all``; Label Studio leaves them out otherwise).
         """
         tasks: list[dict] = []
         page = 1
         while True:
-            params = {"project": int(project_id), "page": page, "page_size": _PAGE_SIZE, "fields": "all"}
+            params = {"project": int(project_id), "page": page, "page_size": _PAGE_SIZE}
+            if full:
+                params["fields"] = "all"
             answer = self._json("GET", "/api/tasks/", params=params)
             batch = answer.get("tasks", [])
             tasks.extend(batch)

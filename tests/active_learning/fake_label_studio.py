@@ -146,7 +146,7 @@ class FakeLabelStudio:
     def _task_annotations(self, task_id: int) -> list[dict]:
         return [a for a in self.annotations.values() if a["task"] == task_id]
 
-    def list_tasks(self, project_id: int) -> list[dict]:
+    def list_tasks(self, project_id: int, full: bool = False) -> list[dict]:
         self._call("list_tasks")
         if project_id not in self.projects:
             raise self._missing(f"/api/projects/{project_id}/")
