@@ -96,8 +96,7 @@ def read_state(store: ArtefactStore, project: int) -> LearnerState | None:
 
 def load_training(store: ArtefactStore, state: LearnerState) -> PixelSamples:
     """The pooled training pixels a state names."""
-    arrays = store.get_arrays(state.training_key)
-    return PixelSamples(arrays["features"], arrays["labels"], arrays["weights"])
+    return PixelSamples.from_arrays(store.get_arrays(state.training_key))
 
 
 class FastLearnerUpdater:
@@ -168,8 +167,7 @@ class FastLearnerUpdater:
         """Training pixels of one label, cached per FCN version and annotation version."""
         key = f"{PREFIX}/samples/{base.version}/a{record.annotation_id}-{fingerprint([record.updated_at])[:12]}.npz"
         try:
-            arrays = self.store.get_arrays(key)
-            return PixelSamples(arrays["features"], arrays["labels"], arrays["weights"])
+            return PixelSamples.from_arrays(self.store.get_arrays(key))
         except ArtefactNotFoundError:
             pass
         arrays = self.store.get_arrays(record.label_key)

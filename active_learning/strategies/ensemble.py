@@ -50,7 +50,7 @@ def committee_probabilities(
         forest = extend(
             smooth_votes(votes.T, len(group)), base, classifier.taught, classifier.keep, classifier.n_classes
         )
-        return combine(forest, base, classifier.weights)
+        return combine(forest, base, classifier.weights, classifier.keep)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         return np.stack(list(pool.map(member, groups)))

@@ -13,7 +13,9 @@ from ml_backend.segmenters.fast_learner import (
     FastLearnerSegmenter,
     PixelClassifier,
     PixelSamples,
+    combine,
     extend,
+    folds,
     learner_features,
     sample_pixels,
     stack_weights,
@@ -175,3 +177,50 @@ def test_a_class_the_expert_always_paints_as_another_is_rejected_not_kept():
     other, truth = spots(2)
     predicted = FastLearnerSegmenter(base, classifier, "x", SMALL).segment(other)
     assert np.mean(predicted[truth == 5] == 3) > 0.9
+
+
+def test_cross_fitting_folds_are_images_or_with_one_image_its_quarters():
+    image, label = spots(1)
+    _, features = learner_features(image, Blind(), SMALL)
+    one = sample_pixels(features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class)
+    assert set(one.groups.tolist()) == {0, 1, 2, 3} and set(folds(one).tolist()) == {0, 1, 2, 3}
+    several = PixelSamples.concat([one] * 6)
+    assert several.images().tolist() == np.repeat(np.arange(6), len(one.labels)).tolist()
+    assert folds(several).tolist() == np.repeat([0, 1, 2, 3, 0, 1], len(one.labels)).tolist()
+    stored = {k: v for k, v in PixelSamples.from_arrays(vars(one)).__dict__.items() if k != "groups"}
+    assert not PixelSamples.from_arrays(stored).groups.any()  # samples stored before groups: one block
+
+
+def test_stacking_keeps_the_share_of_classes_the_expert_never_painted():
+    rng = np.random.default_rng(0)
+    base = rng.dirichlet(np.ones(C), size=500).T.astype(np.float32)
+    forest = extend(rng.dirichlet(np.ones(2), size=500).T.astype(np.float32), base, np.array([1, 2]),
+                    np.array([0, 3, 4, 5]), C)  # fmt: skip
+    labels = rng.integers(1, 3, 500)
+    weights = stack_weights(forest, base, labels, np.ones(500, np.float32), np.array([0, 3, 4, 5]))
+    out = combine(forest, base, weights, np.array([0, 3, 4, 5]))
+    np.testing.assert_allclose(out[[0, 3, 4, 5]], base[[0, 3, 4, 5]], rtol=1e-6)
+    np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=1e-5)
+
+
+def test_a_forest_that_does_not_carry_over_to_another_image_does_not_take_over():
+    """Within each image a noise feature names the class perfectly, but differently per image: only
+    cross-fitting on held-out images sees that; the FCN (right 80 % of the time) must keep the lead."""
+    rng = np.random.default_rng(3)
+    parts, n = [], 600
+    for image in range(4):
+        labels = rng.integers(1, 3, n).astype(np.uint8)
+        spurious = np.where(labels == 1, 1.0, -1.0) * (1 if image % 2 else -1) + rng.normal(0, 0.1, n)
+        right = rng.random(n) < 0.8
+        base = np.full((n, C), 0.02, np.float32)
+        base[np.arange(n), np.where(right, labels, 3 - labels)] = 0.9
+        grey = np.zeros((n, 2 + 2 * len(SMALL.scales)), np.float32)
+        grey[:, 0] = spurious
+        parts.append(PixelSamples(np.hstack([grey, base]), labels, np.ones(n, np.float32)))
+    classifier = PixelClassifier.fit(PixelSamples.concat(parts), C, SMALL)
+    a, b = classifier.weights[:2]
+    assert b > a
+    fifth = parts[0].features.copy()
+    fifth[:, 0] = rng.choice([-1.0, 1.0], n)  # a fifth image: the spurious feature says nothing there
+    predicted = classifier.predict_proba(fifth.T.reshape(-1, n, 1)).argmax(0).ravel()
+    assert np.mean(predicted == fifth[:, -C:].argmax(1)) > 0.9
