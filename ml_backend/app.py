@@ -63,7 +63,10 @@ def create_app(services: BackendServices, basic_auth: tuple[str, str] | None, ma
         max_request_bytes: Larger request bodies get HTTP 413.
     """
     app = Flask("scraiber")
-    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    app.config["SCRAIBER_MAX_REQUEST_BYTES"] = max_request_bytes
+    # Werkzeug >= 2.3 cuts a chunked body at MAX_CONTENT_LENGTH without an error; one byte more
+    # lets _json_body see that the body is larger than the limit and answer 413.
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes + 1
 
     def note_project(project: int | None) -> None:
         if project is not None and services.connected is not None:
@@ -146,7 +149,7 @@ def create_app(services: BackendServices, basic_auth: tuple[str, str] | None, ma
 
 
 def _json_body() -> dict[str, Any]:
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    limit = current_app.config["SCRAIBER_MAX_REQUEST_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"request body of {request.content_length} bytes exceeds {limit} bytes")
     try:
