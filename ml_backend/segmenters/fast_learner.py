@@ -387,14 +387,17 @@ def stack_weights(
 ) -> np.ndarray:
     """``a``, ``b`` and per-class biases minimising the weighted log loss of :func:`combine` (L2 on the biases).
 
-    Starts from ``a = b = 1`` (the product of the two); with no usable pixels that is returned.
+    Starts from ``a = b = 1`` (the product of the two). With no usable pixels (all labels of one
+    class: no held-out fold can be predicted by a forest that knows two classes) the base alone
+    is returned (``a = 0``, ``b = 1``): a forest that knows one class would call every pixel of
+    every open task that class.
     The ``keep`` classes keep the base's probability (their biases stay 0): the loss is that
     of the other classes' share, so fitting cannot crowd out a class it has no evidence about.
     """
     n_classes = forest.shape[0]
     start = np.concatenate(([1.0, 1.0], np.zeros(n_classes)))
     if labels.size == 0 or weights.sum() <= 0:
-        return start
+        return np.concatenate(([0.0, 1.0], np.zeros(n_classes)))
     learnt = np.setdiff1d(np.arange(n_classes), np.asarray(keep, np.int64))
     position = np.full(n_classes, -1)
     position[learnt] = np.arange(learnt.size)

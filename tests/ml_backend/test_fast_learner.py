@@ -224,3 +224,31 @@ def test_a_forest_that_does_not_carry_over_to_another_image_does_not_take_over()
     fifth[:, 0] = rng.choice([-1.0, 1.0], n)  # a fifth image: the spurious feature says nothing there
     predicted = classifier.predict_proba(fifth.T.reshape(-1, n, 1)).argmax(0).ravel()
     assert np.mean(predicted == fifth[:, -C:].argmax(1)) > 0.9
+
+
+def test_labels_of_one_class_leave_the_base_model_as_it_is():
+    """A tile the expert painted all groundmass says nothing about telling phases apart: the oxide the
+    base sees on it is rejected, but the other tasks' oxide must not vanish with it."""
+
+    class Oxide(Segmenter):
+        catalogue, version = CAT, "oxide-1"
+
+        def predict_proba(self, image, progress=False):
+            probs = np.full((C, *image.shape), 0.02, np.float32)
+            bright = image > 2000
+            probs[1] = np.where(bright, 0.1, 0.9)
+            probs[5] = np.where(bright, 0.82, 0.02)
+            return probs
+
+    base = Oxide()
+    image, label = spots(1)
+    label[:] = 1
+    _, features = learner_features(image, base, SMALL)
+    samples = sample_pixels(
+        features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class
+    )
+    classifier = PixelClassifier.fit(samples, C, SMALL)
+    assert 5 not in classifier.keep.tolist()  # rejected
+    other, truth = spots(2)
+    _, features = learner_features(other, base, SMALL)
+    np.testing.assert_allclose(classifier.predict_proba(features), features[classifier.base], atol=1e-5)
