@@ -33,7 +33,6 @@ from ml_backend.pixel_features import grey_features
 from ml_backend.segmenters.base import Segmenter
 
 _FLOOR = 1e-4  # probabilities are floored before logs: no class is ever impossible
-_BIAS_L2 = 1e-3
 BLOCKS = 4  # spatial blocks (quarters) per image in PixelSamples.groups
 MAX_FOLDS = 4  # cross-fitting folds of the stacking weights
 
@@ -209,8 +208,8 @@ class PixelClassifier:
 
     The forest learns the expert's classes from the pixel features; it cannot say how far
     to trust itself against the FCN. So the two are combined as
-    ``softmax(a * log p_forest + b * log p_base + bias)``, with ``a``, ``b`` and one bias per
-    class fitted on *cross-fitted* forest probabilities: each labelled pixel is predicted by
+    ``softmax(a * log p_forest + b * log p_base)``, with ``a`` and ``b`` fitted on *cross-fitted*
+    forest probabilities: each labelled pixel is predicted by
     a forest that did not see its image (with one image: its quarter of the image). Where
     the FCN was already right, or the forest does not carry over to another image, the fit
     keeps ``b`` high and the forest cannot make things worse; where the FCN was wrong and
@@ -233,7 +232,7 @@ class PixelClassifier:
         self.model = model
         self.n_classes = n_classes
         self.base = base
-        self.weights = weights  # a, b, then one bias per class
+        self.weights = weights  # a, b
         self.taught = np.asarray(model.classes_, dtype=np.int64)
         self.keep = keep  # classes that keep the base model's probability (never seen in the labels)
 
@@ -364,12 +363,11 @@ def extend(forest: np.ndarray, base: np.ndarray, taught: np.ndarray, keep: np.nd
 
 def combine(forest: np.ndarray, base: np.ndarray, weights: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """(C, N) stacked probabilities: the ``keep`` classes have the base's, the others share the rest as
-    ``softmax(a * log forest + b * log base + bias)``."""
+    ``softmax(a * log forest + b * log base)``."""
     learnt = np.setdiff1d(np.arange(base.shape[0]), keep)
     logits = weights[0] * np.log(np.maximum(forest[learnt], _FLOOR)) + weights[1] * np.log(
         np.maximum(base[learnt], _FLOOR)
     )
-    logits += weights[2:][learnt, None]
     logits -= logits.max(axis=0, keepdims=True)
     out = np.zeros(base.shape, np.float32)
     out[keep] = base[keep]
@@ -385,21 +383,22 @@ def stack_weights(
     weights: np.ndarray,
     keep: tuple[int, ...] | np.ndarray = (),
 ) -> np.ndarray:
-    """``a``, ``b`` and per-class biases minimising the weighted log loss of :func:`combine` (L2 on the biases).
+    """``a`` and ``b`` minimising the weighted log loss of :func:`combine` on labelled pixels.
 
     Starts from ``a = b = 1`` (the product of the two). With no usable pixels (all labels of one
     class: no held-out fold can be predicted by a forest that knows two classes) the base alone
     is returned (``a = 0``, ``b = 1``): a forest that knows one class would call every pixel of
-    every open task that class.
-    The ``keep`` classes keep the base's probability (their biases stay 0): the loss is that
-    of the other classes' share, so fitting cannot crowd out a class it has no evidence about.
+    every open task that class. The ``keep`` classes keep the base's probability; the loss is
+    that of the other classes' share. There are no per-class biases: fitted on a few tiles they
+    learnt those tiles' mineral proportions: an expert's first 128 px tiles emptied the test tiles
+    of epoxy in the active-learning bench (tuning seed 100). On tuning fields (seeds 2 500 000 000
+    and up; 1-16 corrected tiles of 128 or 384 px, three families) mIoU without them was higher
+    in 12 of 22 cases, lower in 8, by +0.007 on average: simpler, not worse.
     """
-    n_classes = forest.shape[0]
-    start = np.concatenate(([1.0, 1.0], np.zeros(n_classes)))
     if labels.size == 0 or weights.sum() <= 0:
-        return np.concatenate(([0.0, 1.0], np.zeros(n_classes)))
-    learnt = np.setdiff1d(np.arange(n_classes), np.asarray(keep, np.int64))
-    position = np.full(n_classes, -1)
+        return np.array([0.0, 1.0])
+    learnt = np.setdiff1d(np.arange(forest.shape[0]), np.asarray(keep, np.int64))
+    position = np.full(forest.shape[0], -1)
     position[learnt] = np.arange(learnt.size)
     lf, lb = np.log(np.maximum(forest[learnt], _FLOOR)), np.log(np.maximum(base[learnt], _FLOOR))
     target = position[labels]
@@ -407,23 +406,17 @@ def stack_weights(
     rows = np.arange(labels.size)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        bias = theta[2:][learnt]
-        logits = theta[0] * lf + theta[1] * lb + bias[:, None]
+        logits = theta[0] * lf + theta[1] * lb
         logits -= logits.max(axis=0, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=0, keepdims=True)
-        value = -float(np.sum(w * np.log(np.maximum(p[target, rows], 1e-12)))) + _BIAS_L2 * float(bias @ bias)
+        value = -float(np.sum(w * np.log(np.maximum(p[target, rows], 1e-12))))
         residual = p.copy()
         residual[target, rows] -= 1.0
         residual *= w
-        grad = np.zeros_like(theta)
-        grad[:2] = np.sum(residual * lf), np.sum(residual * lb)
-        grad[2:][learnt] = residual.sum(axis=1) + 2 * _BIAS_L2 * bias
-        return value, grad
+        return value, np.array([np.sum(residual * lf), np.sum(residual * lb)])
 
-    fixed = set(np.asarray(keep).tolist())
-    bounds = [(0.0, 5.0), (0.0, 5.0)] + [(0.0, 0.0) if c in fixed else (-5.0, 5.0) for c in range(n_classes)]
-    return minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds).x
+    return minimize(loss, np.array([1.0, 1.0]), jac=True, method="L-BFGS-B", bounds=[(0.0, 5.0), (0.0, 5.0)]).x
 
 
 class FastLearnerSegmenter(Segmenter):
