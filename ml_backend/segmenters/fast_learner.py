@@ -82,18 +82,16 @@ class PixelSamples:
 
     ``groups`` (N,) int32 names each pixel's spatial block: image ``i`` of a :meth:`concat`
     holds blocks ``BLOCKS * i`` to ``BLOCKS * i + BLOCKS - 1`` (its quarters); the stacking
-    is fitted on blocks the forest did not train on. None: one block.
+    is fitted on blocks the forest did not train on.
     """
 
     features: np.ndarray
     labels: np.ndarray
     weights: np.ndarray
-    groups: np.ndarray | None = None
+    groups: np.ndarray
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        if self.groups is None:
-            object.__setattr__(self, "groups", np.zeros(n, np.int32))
         if (
             self.features.ndim != 2
             or len(self.features) != n
@@ -108,7 +106,8 @@ class PixelSamples:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PixelSamples:
         """Samples stored with ``asdict`` (those stored before groups existed count as one block)."""
-        return cls(arrays["features"], arrays["labels"], arrays["weights"], arrays.get("groups"))
+        groups = arrays.get("groups", np.zeros(len(arrays["labels"]), np.int32))
+        return cls(arrays["features"], arrays["labels"], arrays["weights"], groups)
 
     def images(self) -> np.ndarray:
         """(N,) index of the image each pixel comes from (see :meth:`concat`)."""
@@ -283,8 +282,8 @@ def _forest(samples: PixelSamples, config: FastLearnerConfig, rows: np.ndarray |
         n_estimators=config.n_estimators, max_depth=config.max_depth, min_samples_leaf=config.min_samples_leaf,
         max_features="sqrt", n_jobs=config.n_jobs, random_state=config.seed,
     )  # fmt: skip
-    rows = slice(None) if rows is None else rows
-    return model.fit(samples.features[rows], samples.labels[rows], sample_weight=samples.weights[rows])
+    pick: slice | np.ndarray = slice(None) if rows is None else rows
+    return model.fit(samples.features[pick], samples.labels[pick], sample_weight=samples.weights[pick])
 
 
 def folds(samples: PixelSamples) -> np.ndarray:

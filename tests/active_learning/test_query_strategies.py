@@ -122,7 +122,9 @@ def test_committee_members_disagree_on_unseen_pixels_and_stack_like_the_forest()
     x = rng.random((600, n_features)).astype(np.float32)
     labels = (x[:, 0] > 0.5).astype(np.uint8) + 1
     x[:, 4:10] = 1 / 6
-    classifier = PixelClassifier.fit(PixelSamples(x, labels, np.ones(600, np.float32)), 6, config)
+    classifier = PixelClassifier.fit(
+        PixelSamples(x, labels, np.ones(600, np.float32), np.zeros(600, np.int32)), 6, config
+    )
     committee = committee_probabilities(classifier, x[:50].T, members=4, threads=1)
     assert committee.shape == (4, 6, 50)
     np.testing.assert_allclose(committee.sum(axis=1), 1.0, rtol=1e-5)

@@ -113,16 +113,23 @@ def test_fast_learner_learns_what_the_base_model_gets_wrong_from_one_image_and_i
 
 def test_pixel_samples_reject_mismatched_arrays_and_empty_fits():
     with pytest.raises(ValueError, match="pixel samples need"):
-        PixelSamples(np.zeros((3, 2), np.float32), np.zeros(4, np.uint8), np.ones(4, np.float32))
+        PixelSamples(np.zeros((3, 2), np.float32), np.zeros(4, np.uint8), np.ones(4, np.float32), np.zeros(4, np.int32))
     with pytest.raises(ValueError, match="needs labelled pixels"):
         PixelClassifier.fit(
-            PixelSamples(np.zeros((0, 2), np.float32), np.zeros(0, np.uint8), np.zeros(0, np.float32)), C
+            PixelSamples(
+                np.zeros((0, 2), np.float32), np.zeros(0, np.uint8), np.zeros(0, np.float32), np.zeros(0, np.int32)
+            ),
+            C,
         )
     with pytest.raises(ValueError, match="different feature counts"):
         PixelSamples.concat(
             [
-                PixelSamples(np.zeros((1, 2), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32)),
-                PixelSamples(np.zeros((1, 3), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32)),
+                PixelSamples(
+                    np.zeros((1, 2), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32), np.zeros(1, np.int32)
+                ),
+                PixelSamples(
+                    np.zeros((1, 3), np.float32), np.zeros(1, np.uint8), np.ones(1, np.float32), np.zeros(1, np.int32)
+                ),
             ]
         )
 
@@ -144,7 +151,7 @@ def test_forest_on_a_coarse_grid_agrees_with_the_full_resolution_forest():
 def test_subsampling_keeps_the_total_weight_and_the_features_of_the_drawn_pixels():
     rng = np.random.default_rng(0)
     samples = PixelSamples(rng.normal(size=(1000, 4)).astype(np.float32), rng.integers(0, 3, 1000).astype(np.uint8),
-                           rng.uniform(0.1, 1, 1000).astype(np.float32))  # fmt: skip
+                           rng.uniform(0.1, 1, 1000).astype(np.float32), rng.integers(0, 4, 1000).astype(np.int32))  # fmt: skip
     small = samples.subsample(np.random.default_rng(1), 100)
     assert len(small.labels) == 100 and small.weights.sum() == pytest.approx(samples.weights.sum(), rel=1e-5)
     rows = {tuple(r) for r in samples.features.tolist()}
@@ -187,7 +194,7 @@ def test_cross_fitting_folds_are_images_or_with_one_image_its_quarters():
     several = PixelSamples.concat([one] * 6)
     assert several.images().tolist() == np.repeat(np.arange(6), len(one.labels)).tolist()
     assert folds(several).tolist() == np.repeat([0, 1, 2, 3, 0, 1], len(one.labels)).tolist()
-    stored = {k: v for k, v in PixelSamples.from_arrays(vars(one)).__dict__.items() if k != "groups"}
+    stored = {k: v for k, v in vars(one).items() if k != "groups"}
     assert not PixelSamples.from_arrays(stored).groups.any()  # samples stored before groups: one block
 
 
@@ -216,7 +223,7 @@ def test_a_forest_that_does_not_carry_over_to_another_image_does_not_take_over()
         base[np.arange(n), np.where(right, labels, 3 - labels)] = 0.9
         grey = np.zeros((n, 2 + 2 * len(SMALL.scales)), np.float32)
         grey[:, 0] = spurious
-        parts.append(PixelSamples(np.hstack([grey, base]), labels, np.ones(n, np.float32)))
+        parts.append(PixelSamples(np.hstack([grey, base]), labels, np.ones(n, np.float32), np.zeros(n, np.int32)))
     classifier = PixelClassifier.fit(PixelSamples.concat(parts), C, SMALL)
     a, b = classifier.weights[:2]
     assert b > a
