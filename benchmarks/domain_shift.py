@@ -169,6 +169,9 @@ def format_table(rows: list[Row], names: list[str]) -> str:
 @click.command("domain-shift")
 @click.option("--models", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-models"),
               show_default=True, help="Folder with lofo-FAMILY/ models (leave-one-family-out).")  # fmt: skip
+@click.option("--base", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="One FCN (weights) for every held-out family instead of --models; it must not have seen them "
+                   "(e.g. the stage-1 FCN, porphyritic only, for vitrophyric and intergranular).")  # fmt: skip
 @click.option("--family", "families", multiple=True, help="Held-out families to measure (default: all).")
 @click.option("--fields", type=int, default=8, show_default=True, help="Test fields per family.")
 @click.option("--size", type=int, default=512, show_default=True, help="Field side (px).")
@@ -178,7 +181,7 @@ def format_table(rows: list[Row], names: list[str]) -> str:
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON."
 )
-def domain_shift_bench(models: Path, families: tuple[str, ...], fields: int, size: int, loop: str,
+def domain_shift_bench(models: Path, base: Path | None, families: tuple[str, ...], fields: int, size: int, loop: str,
                        json_out: Path | None) -> None:  # fmt: skip
     """Leave-one-family-out: FCN, fast-learner loop, unsupervised and grey GMM on each held-out family."""
     catalogue = load_catalogue()
@@ -188,18 +191,18 @@ def domain_shift_bench(models: Path, families: tuple[str, ...], fields: int, siz
     shipped = FCNSegmenter(catalogue, shipped_model_path(catalogue))
     rows: list[Row] = []
     for family in families:
-        base = FCNSegmenter(catalogue, lofo_model(models, family))
+        held_out = FCNSegmenter(catalogue, base if base is not None else lofo_model(models, family))
         started = time.perf_counter()
         tests = [generate_field(family, size, TEST_SEED_START + i, catalogue) for i in range(fields)]
         corrected = [generate_field(family, size, TEST_SEED_START + CORRECTED_SEED_OFFSET + j, catalogue)
                      for j in range(max(ks))]  # fmt: skip
-        rows += loop_rows(family, base, tests, corrected, ks, catalogue)
+        rows += loop_rows(family, held_out, tests, corrected, ks, catalogue)
         rows += unsupervised_rows(family, tests, catalogue)
         rows.append(Row(family, "shipped FCN (saw this family)",
                         sum(confusion_matrix(f.classes, shipped.segment(f.image), len(names)) for f in tests)))  # fmt: skip
         click.echo(f"{family}: {time.perf_counter() - started:.0f} s", err=True)
     click.echo(f"Test fields: {fields} x {size} px per family, seeds {TEST_SEED_START}+i; corrected tiles seeds "
-               f"{TEST_SEED_START + CORRECTED_SEED_OFFSET}+j; models from {models}")  # fmt: skip
+               f"{TEST_SEED_START + CORRECTED_SEED_OFFSET}+j; held-out FCN: {base if base is not None else models}")  # fmt: skip
     click.echo(format_table(rows, names))
     for row in rows:
         if row.extra:
