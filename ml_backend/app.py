@@ -92,7 +92,8 @@ def create_app(services: BackendServices, basic_auth: tuple[str, str] | None, ma
             raise BadRequest("'tasks' must be a list of task objects")
         label_config = check_config(body.get("label_config"), "label_config")
         note_project(project)
-        params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        raw_params = body.get("params")
+        params = raw_params if isinstance(raw_params, dict) else {}
         context = params.get("context") if isinstance(params.get("context"), dict) else None
         if context and services.refiner is not None and len(tasks) == 1:
             results = services.refiner.refine(tasks[0], context, label_config)

@@ -195,6 +195,8 @@ def _read_tiff(path: Path, source, max_pixels: int) -> tuple[np.ndarray, float |
             if len(shape) > 2 and shape[-1] not in (3, 4):
                 warnings.warn(f"{path}: {len(shape)}-D TIFF {shape}; reading its first plane only", stacklevel=3)
                 page = series.pages[0] if series.pages else tif.pages.first
+                if page is None:
+                    raise BSEReadError(f"{path}: TIFF holds no image")
                 shape = _tiff_plane_shape(shape, page.shape)
                 _check_size(path, shape, max_pixels)
                 pixels = page.asarray()

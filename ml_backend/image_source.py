@@ -132,6 +132,8 @@ class ImageSource:
             raise ImageSourceError(f"Label Studio refused {url!r} ({status})") from None
 
     def _check_local_file(self, ref: FileURL, url: str) -> None:
+        if ref.local_path is None:
+            raise ImageSourceError(f"{url!r} names no local file")
         if not self.allowed_local_roots or self.local_files_root is None:
             raise ImageSourceError(
                 f"refusing local file {ref.local_path!r}: set LOCAL_FILES_DOCUMENT_ROOT and SCRAIBER_ALLOWED_LOCAL_ROOTS "

@@ -40,8 +40,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-UPLOAD, LOCAL_FILES, STORAGE = "upload", "local-files", "storage"
 FileKind = Literal["upload", "local-files", "storage"]
+UPLOAD: FileKind = "upload"
+LOCAL_FILES: FileKind = "local-files"
+STORAGE: FileKind = "storage"
 
 _LOCAL_FILES_PATH = "/data/local-files/"
 _LOCAL_FILES_ROUTE = "data/local-files/"  # Label Studio's unanchored pattern

@@ -102,7 +102,7 @@ def reliability_bins(
         raise ValueError("confidences must lie in [0, 1]")
     if adaptive and confidence.size:
         order = np.argsort(confidence, kind="stable")
-        which = np.empty(confidence.size, np.int64)
+        which: np.ndarray = np.empty(confidence.size, np.int64)
         which[order] = np.arange(confidence.size) * bins // confidence.size
     else:
         which = np.minimum((confidence * bins).astype(np.int64), bins - 1)

@@ -95,7 +95,7 @@ def cluster_crystals(table: pd.DataFrame, config: CrystalConfig, seed: int = 0) 
         size = np.asarray(feats[:, 0])
         order = sorted(set(best.tolist()), key=lambda c: -np.median(size[best == c]))
         rank = {c: k + 1 for k, c in enumerate(order)}
-        labels[rows] = [f"{name}-{rank[c]}" for c in best]
+        labels[rows] = [f"{name}-{rank[int(c)]}" for c in best]
     return labels
 
 

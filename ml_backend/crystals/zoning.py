@@ -70,7 +70,7 @@ def count_oscillations(profile: np.ndarray, se: np.ndarray, floor: np.ndarray, s
     significant = exists & (np.abs(step) > sigmas * step_se) & (np.abs(step) > floor[:, None])
     signs = np.where(significant, np.sign(step), 0.0)
     changes = np.zeros(len(profile), np.int64)
-    last = np.zeros(len(profile))
+    last: np.ndarray = np.zeros(len(profile))
     for k in range(signs.shape[1]):  # loop over the few shells, vectorised over crystals
         s = signs[:, k]
         changes += (s != 0) & (last != 0) & (s != last)
