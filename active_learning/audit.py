@@ -162,7 +162,12 @@ class AuditWorkflow:
         pairs = []
         for annotation_id, entry in state.get("sent", {}).items():
             record = self.harvests.current(int(annotation_id))
-            if record is None or record.kind != LABEL or record.updated_at != entry["updated_at"]:
+            if (
+                record is None
+                or record.kind != LABEL
+                or record.label_key is None
+                or record.updated_at != entry["updated_at"]
+            ):
                 continue  # changed or deleted since: its review no longer matches the label
             reviews = [a for a in self.client.annotations(int(entry["review_task"])) if not a.get("was_cancelled")]
             if not reviews:

@@ -170,6 +170,8 @@ class FastLearnerUpdater:
             return PixelSamples.from_arrays(self.store.get_arrays(key))
         except ArtefactNotFoundError:
             pass
+        if record.label_key is None:
+            raise ValueError(f"annotation {record.annotation_id}: its harvest record names no label")
         arrays = self.store.get_arrays(record.label_key)
         provenance = self.store.get_json(record.label_key.removesuffix(".npz") + ".json")
         image = self.images.fetch(provenance["image"]).pixels

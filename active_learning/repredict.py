@@ -22,7 +22,7 @@ def _versions(task: dict) -> set[str]:
     if isinstance(versions, str):
         versions = versions.split(",")
     return {v for v in versions if v} | {
-        p.get("model_version") for p in task.get("predictions") or () if isinstance(p, dict)
+        p["model_version"] for p in task.get("predictions") or () if isinstance(p, dict) and p.get("model_version")
     }
 
 

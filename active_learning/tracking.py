@@ -72,7 +72,10 @@ def experiment_id(client: MlflowClient, name: str, location: str | None) -> str:
     except MlflowException as exc:  # created meanwhile by another process
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-        return client.get_experiment_by_name(name).experiment_id
+        existing = client.get_experiment_by_name(name)
+        if existing is None:  # deleted again meanwhile
+            raise
+        return existing.experiment_id
 
 
 def config_dict(config: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def mass_fractions(formula: str | None = None, oxides: Mapping[str, float] | Non
     """
     if (formula is None) == (oxides is None):
         raise ValueError("give exactly one of 'formula' or 'oxides'")
-    shares = {formula: 1.0} if formula is not None else dict(oxides)
+    shares = {formula: 1.0} if formula is not None else dict(oxides or {})
     total = float(sum(shares.values()))
     if total <= 0:
         raise ValueError(f"oxide weight percentages must sum to more than 0, got {shares}")

@@ -249,7 +249,7 @@ def citation_cff(meta: DatasetMetadata) -> str:
         lines.append(f"  - family-names: {_yaml(family)}")
         if given:
             lines.append(f"    given-names: {_yaml(given)}")
-        if creator.orcid:
+        if creator.orcid_url:
             lines.append(f"    orcid: {_yaml(creator.orcid_url)}")
         if creator.affiliation:
             lines.append(f"    affiliation: {_yaml(creator.affiliation)}")

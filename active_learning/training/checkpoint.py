@@ -40,7 +40,8 @@ class TrainState:
 
 
 def _split_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    tensors, plain = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, Any] = {}
     for pid, values in state_dict["state"].items():
         plain[str(pid)] = {}
         for name, value in values.items():
