@@ -10,6 +10,7 @@ on it.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from importlib.metadata import entry_points
 
@@ -58,6 +59,14 @@ class EntryPointGroup(click.Group):
             sys.exit(1)
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (``kill``, a CI timeout) unwinds the command like Ctrl-C does, so the servers it started
+    (Label Studio, MLflow, the backend: :class:`~scraiber.processes.ManagedProcess`) are stopped on the
+    way out instead of being left running. Commands that handle signals themselves (``up``, the
+    backend) install their own handlers over this one."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 @click.group(cls=EntryPointGroup, entry_point_group="scraiber.commands")
 @click.option("--verbose", "-v", is_flag=True, help="Log progress details.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
@@ -68,6 +77,7 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     if not verbose:  # Alembic announces its plugins at INFO on every start
         logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.ensure_object(dict)
+    exit_on_sigterm()
 
 
 @main.group(cls=EntryPointGroup, entry_point_group="scraiber.bench")

@@ -162,3 +162,36 @@ def test_invalid_arguments_are_value_errors(tmp_path: Path):
         ManagedProcess([], log_path=tmp_path / "x.log")
     with pytest.raises(ValueError, match="ready_timeout"):
         ManagedProcess(["true"], log_path=tmp_path / "x.log", ready_timeout=0)
+
+
+def test_a_command_killed_with_sigterm_stops_the_servers_it_started(tmp_path: Path):
+    """A CLI command (here a script using the CLI's SIGTERM handling) that gets SIGTERM unwinds its
+    ``with ManagedProcess`` blocks: the server it started does not outlive it."""
+    import signal
+    import subprocess
+    import textwrap
+
+    port = free_port()
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from scraiber.cli import exit_on_sigterm
+        from scraiber.processes import ManagedProcess
+        exit_on_sigterm()
+        server = ManagedProcess([sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"],
+                                log_path=Path({str(tmp_path / "http.log")!r}), ready="http://127.0.0.1:{port}/",
+                                ready_timeout=30, grace=5)
+        with server:
+            Path({str(tmp_path / "pid")!r}).write_text(str(server.pid))
+            time.sleep(120)
+    """)
+    command = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    server_pid = int(pid_file.read_text())
+    assert _alive(server_pid)
+    command.send_signal(signal.SIGTERM)
+    assert command.wait(timeout=30) == 128 + signal.SIGTERM
+    assert _wait_gone(server_pid, timeout=10)
