@@ -38,6 +38,22 @@ class Blind(Segmenter):
         return probs
 
 
+class BrightAs(Segmenter):
+    """Calls pixels brighter than 2000 class ``index`` (p = ``bright``, Groundmass ``groundmass``), the rest Groundmass."""
+
+    catalogue, version = CAT, "bright-1"
+
+    def __init__(self, index: int, bright: float, groundmass: float) -> None:
+        self.index, self.bright, self.groundmass = index, bright, groundmass
+
+    def predict_proba(self, image, progress=False):
+        probs = np.full((C, *image.shape), 0.02, np.float32)
+        bright = image > 2000
+        probs[1] = np.where(bright, self.groundmass, 0.9)
+        probs[self.index] = np.where(bright, self.bright, 0.02)
+        return probs
+
+
 def spots(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A grey field with bright discs (Fe-Ti oxide, class 5) on groundmass (class 1)."""
     rng = np.random.default_rng(seed)
@@ -160,19 +176,7 @@ def test_subsampling_keeps_the_total_weight_and_the_features_of_the_drawn_pixels
 
 
 def test_a_class_the_expert_always_paints_as_another_is_rejected_not_kept():
-    class Plag(Segmenter):
-        """Calls the bright discs Plagioclase (2); the expert calls them Clinopyroxene (3)."""
-
-        catalogue, version = CAT, "plag-1"
-
-        def predict_proba(self, image, progress=False):
-            probs = np.full((C, *image.shape), 0.02, np.float32)
-            bright = image > 2000
-            probs[1] = np.where(bright, 0.02, 0.9)
-            probs[2] = np.where(bright, 0.9, 0.02)
-            return probs
-
-    base = Plag()
+    base = BrightAs(2, 0.9, 0.02)  # the expert calls the bright discs Clinopyroxene (3)
     image, label = spots(1)
     label[label == 5] = 3
     _, features = learner_features(image, base, SMALL)
@@ -237,17 +241,7 @@ def test_labels_of_one_class_leave_the_base_model_as_it_is():
     """A tile the expert painted all groundmass says nothing about telling phases apart: the oxide the
     base sees on it is rejected, but the other tasks' oxide must not vanish with it."""
 
-    class Oxide(Segmenter):
-        catalogue, version = CAT, "oxide-1"
-
-        def predict_proba(self, image, progress=False):
-            probs = np.full((C, *image.shape), 0.02, np.float32)
-            bright = image > 2000
-            probs[1] = np.where(bright, 0.1, 0.9)
-            probs[5] = np.where(bright, 0.82, 0.02)
-            return probs
-
-    base = Oxide()
+    base = BrightAs(5, 0.82, 0.1)
     image, label = spots(1)
     label[:] = 1
     _, features = learner_features(image, base, SMALL)
