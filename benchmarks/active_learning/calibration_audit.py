@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from active_learning.calibration import FEATURES, HARVEST_FEATURES, CalibrationModel
-from ml_backend.metrics import bootstrap_interval, expected_calibration_error, reliability_bins
+from ml_backend.metrics import ece_interval, expected_calibration_error, reliability_bins
 
 AUDIT_SHARE = 0.1
 BINS = 15
@@ -70,22 +70,15 @@ def fit_on_audit(audited: dict[str, np.ndarray], with_probability: bool = False)
 
 
 def ece_with_interval(
-    confidence: np.ndarray, correct: np.ndarray, clusters: np.ndarray, n_boot: int = 300
+    confidence: np.ndarray, correct: np.ndarray, clusters: np.ndarray, n_boot: int = 1000
 ) -> dict[str, float]:
     """Adaptive ECE and its 95 % submission-clustered bootstrap interval."""
-    ids, inverse = np.unique(clusters, return_inverse=True)
-    members = [np.flatnonzero(inverse == i) for i in range(ids.size)]
-
-    def statistic(drawn: np.ndarray) -> float:
-        index = np.concatenate([members[i] for i in drawn])
-        return expected_calibration_error(confidence[index], correct[index], BINS)
-
-    low, high = bootstrap_interval(ids.size, statistic, n_boot, 0.95, seed=2)
+    low, high = ece_interval(confidence, correct, clusters, BINS, n_boot, 0.95, seed=2)
     return {"ece": expected_calibration_error(confidence, correct, BINS), "ci_low": low, "ci_high": high,
-            "pixels": int(correct.size), "submissions": int(ids.size)}  # fmt: skip
+            "pixels": int(correct.size), "submissions": int(np.unique(clusters).size)}  # fmt: skip
 
 
-def ece_report(table: dict[str, np.ndarray], model: CalibrationModel | None, n_boot: int = 300) -> dict[str, Any]:
+def ece_report(table: dict[str, np.ndarray], model: CalibrationModel | None, n_boot: int = 1000) -> dict[str, Any]:
     """ECE of the hand-set and (if a model is given) the recalibrated confidence on ``table``, with reliability bins."""
     correct = table["correct"].astype(bool)
     out: dict[str, Any] = {"accuracy": float(correct.mean()),
@@ -98,7 +91,7 @@ def ece_report(table: dict[str, np.ndarray], model: CalibrationModel | None, n_b
     return out
 
 
-def leave_one_annotator_out(tables: dict[str, dict[str, np.ndarray]], n_boot: int = 200) -> dict[str, dict[str, Any]]:
+def leave_one_annotator_out(tables: dict[str, dict[str, np.ndarray]], n_boot: int = 1000) -> dict[str, dict[str, Any]]:
     """For each expert: fitted on the other experts' audits, ECE on all of this expert's pixels."""
     out = {}
     for held in tables:

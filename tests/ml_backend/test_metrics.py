@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from ml_backend.metrics import bootstrap_interval, expected_calibration_error, reliability_bins, tile_miou
+from ml_backend.metrics import (
+    bootstrap_interval,
+    ece_interval,
+    expected_calibration_error,
+    reliability_bins,
+    tile_miou,
+)
 
 
 def test_tile_miou_counts_only_classes_present_in_the_tile():
@@ -60,3 +66,26 @@ def test_cluster_bootstrap_is_seeded_and_brackets_the_mean():
     assert high - low < 8
     with pytest.raises(ValueError):
         bootstrap_interval(0, lambda i: 0.0)
+
+
+def test_ece_interval_matches_a_bootstrap_that_resorts_every_resample():
+    """Fixed full-sample bins give the interval of the textbook cluster bootstrap (bins recomputed per resample)."""
+    rng = np.random.default_rng(4)
+    clusters = np.repeat(np.arange(60), 150)
+    offset = rng.normal(0, 0.15, 60)[clusters]  # clusters differ in how over-confident they are
+    confidence = rng.uniform(0.5, 1.0, clusters.size)
+    correct = rng.random(clusters.size) < np.clip(confidence - 0.1 + offset, 0, 1)
+    members = [np.flatnonzero(clusters == c) for c in range(60)]
+
+    def resorted(drawn):
+        index = np.concatenate([members[c] for c in drawn])
+        return expected_calibration_error(confidence[index], correct[index])
+
+    slow = bootstrap_interval(60, resorted, n_boot=300, seed=5)
+    fast = ece_interval(confidence, correct, clusters, n_boot=300, seed=5)
+    assert fast[0] < expected_calibration_error(confidence, correct) < fast[1]
+    assert fast == pytest.approx(slow, abs=0.01)
+    pixels = ece_interval(confidence, correct, np.arange(clusters.size), n_boot=300, seed=5)
+    assert pixels[1] - pixels[0] < 0.5 * (fast[1] - fast[0])  # pixels as units understate the uncertainty
+    with pytest.raises(ValueError, match="cluster ids"):
+        ece_interval(confidence, correct, clusters[:-1])
