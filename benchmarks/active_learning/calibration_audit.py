@@ -9,7 +9,10 @@ confidence, the calibrated one (when a model was in use) and whether the label i
 * :func:`fit_on_audit`: the calibration model fitted on the audited pixels;
 * :func:`ece_report`: adaptive-bin ECE (15 equal-mass bins) with a 95 % interval from a
   submission-clustered bootstrap, for the hand-set and the calibrated confidence;
-* :func:`leave_one_annotator_out`: fitted on two experts' audits, measured on the third.
+* :func:`leave_one_annotator_out`: fitted on two experts' audits, measured on the third;
+* :func:`with_own_audits`: fitted on expert A's audits and a share of the measured expert's own
+  (their own isotonic map, as in production where every annotator is audited), measured on that
+  expert's submissions that were not audited.
 """
 
 from __future__ import annotations
@@ -78,13 +81,15 @@ def ece_with_interval(
             "pixels": int(correct.size), "submissions": int(np.unique(clusters).size)}  # fmt: skip
 
 
-def ece_report(table: dict[str, np.ndarray], model: CalibrationModel | None, n_boot: int = 1000) -> dict[str, Any]:
+def ece_report(
+    table: dict[str, np.ndarray], model: CalibrationModel | None, n_boot: int = 1000, annotator: str | None = None
+) -> dict[str, Any]:
     """ECE of the hand-set and (if a model is given) the recalibrated confidence on ``table``, with reliability bins."""
     correct = table["correct"].astype(bool)
     out: dict[str, Any] = {"accuracy": float(correct.mean()),
                            "hand_set": ece_with_interval(np.clip(table["hand_set"], 0, 1), correct, table["submission"], n_boot)}  # fmt: skip
     if model is not None:
-        calibrated = np.clip(model.predict(table), 0, 1)
+        calibrated = np.clip(model.predict(table, annotator), 0, 1)
         out["calibrated"] = ece_with_interval(calibrated, correct, table["submission"], n_boot)
         out["reliability"] = reliability_bins(calibrated, correct, BINS)
     out["reliability_hand_set"] = reliability_bins(np.clip(table["hand_set"], 0, 1), correct, BINS)
@@ -101,3 +106,10 @@ def leave_one_annotator_out(tables: dict[str, dict[str, np.ndarray]], n_boot: in
         model = fit_on_audit(audited)
         out[held] = ece_report(tables[held], model, n_boot)
     return out
+
+
+def with_own_audits(reference: dict[str, np.ndarray], table: dict[str, np.ndarray], expert: str) -> dict[str, Any]:
+    """Fitted on ``reference``'s audits and ``expert``'s own, ECE on ``expert``'s submissions not audited."""
+    own = audit(table, seed=3)
+    model = fit_on_audit(join([audit(reference, seed=0), own]))
+    return ece_report(rows(table, ~np.isin(table["submission"], own["submission"])), model, annotator=expert)

@@ -34,12 +34,14 @@ import numpy as np
 from active_learning.calibration import CalibrationModel
 from benchmarks.active_learning import analysis
 from benchmarks.active_learning.calibration_audit import (
+    AUDIT_SHARE,
     audit,
     concat,
     ece_report,
     fit_on_audit,
     join,
     leave_one_annotator_out,
+    with_own_audits,
 )
 from benchmarks.active_learning.champion_rule import cycles, rule_report
 from benchmarks.active_learning.loop import BUDGETS, STRATEGIES, Context, evaluate, parse_arm, reference, run_arm
@@ -289,6 +291,11 @@ def analyse(results, tables, tune_tables, out: Path, primary: str, largest: floa
             calibration["table"].append(
                 {"fitted_on": "A (harvest features)", "measured_on": "A (not audited)", **ece_report(rest, model)}
             )
+        for expert in ("B", "C"):
+            if "A" in by_expert and expert in by_expert:
+                calibration["table"].append({"fitted_on": f"A + {AUDIT_SHARE:.0%} of {expert}'s own (own map)",
+                                             "measured_on": f"{expert} (not audited)",
+                                             **with_own_audits(by_expert["A"], by_expert[expert], expert)})  # fmt: skip
     if len(by_expert) == 3:
         for held, row in leave_one_annotator_out(by_expert).items():
             others = "+".join(e for e in by_expert if e != held)

@@ -11,6 +11,7 @@ import pytest
 from active_learning.calibration import (
     EDIT_CAP_PX,
     HARVEST_FEATURES,
+    MIN_ANNOTATOR_GROUPS,
     CalibrationModel,
     calibrated_confidence,
     class_feature,
@@ -40,15 +41,15 @@ def test_pixel_features_exact_on_a_tiny_map():
     assert (no_edit["log_distance_to_edit"] == math.log1p(EDIT_CAP_PX)).all() and (no_edit["any_edit"] == 0).all()
 
 
-def _synthetic_audit(n_tiles: int, seed: int, bias: float = 0.0):
-    """Pixels whose chance of being right rises with the distance to the boundary (and an annotator offset)."""
+def _synthetic_audit(n_tiles: int, seed: int, bias: float = 0.0, slope: float = 1.0):
+    """Pixels whose chance of being right rises with the distance to the boundary (annotator: offset and slope)."""
     rng = np.random.default_rng(seed)
     parts = []
     for tile in range(n_tiles):
         n = 400
         features = {name: rng.random(n) for name in HARVEST_FEATURES}
         features["edited"] = (rng.random(n) < 0.2).astype(float)
-        logit = -1.0 + 3.0 * features["log_distance_to_boundary"] + 1.5 * features["edited"] + bias
+        logit = slope * (-1.0 + 3.0 * features["log_distance_to_boundary"] + 1.5 * features["edited"]) + bias
         correct = rng.random(n) < 1 / (1 + np.exp(-logit))
         parts.append(features | {"correct": correct, "tile": np.full(n, tile)})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -73,11 +74,37 @@ def test_annotator_offsets_and_unknown_annotators():
     assert model.predict(a, "a").mean() > model.predict(a, "new").mean() > model.predict(a, "b").mean()
 
 
+def _two_annotators(tiles_a: int, tiles_b: int, seed: int):
+    """Annotator "b" is not a shifted "a": their labels depend on the features far less (slope 0.3)."""
+    a, b = _synthetic_audit(tiles_a, seed), _synthetic_audit(tiles_b, seed + 1, bias=0.8, slope=0.3)
+    both = {k: np.concatenate([a[k], b[k]]) for k in a}
+    people = np.array(["a"] * a["correct"].size + ["b"] * b["correct"].size)
+    return both, both["tile"] + 1000 * (people == "b"), people
+
+
+def test_an_annotator_with_enough_audits_gets_an_own_map():
+    both, tiles, people = _two_annotators(60, MIN_ANNOTATOR_GROUPS, 10)
+    model = CalibrationModel.fit(both, both["correct"], tiles, annotators=people, names=list(HARVEST_FEATURES))
+    assert set(model.annotator_maps) == {"a", "b"}
+    held_out = _synthetic_audit(40, 20, bias=0.8, slope=0.3)
+    own = expected_calibration_error(model.predict(held_out, "b"), held_out["correct"])
+    shared = expected_calibration_error(model.predict(held_out), held_out["correct"])
+    assert own < 0.03 < shared
+    few, tiles, people = _two_annotators(60, MIN_ANNOTATOR_GROUPS - 1, 10)
+    assert set(CalibrationModel.fit(few, few["correct"], tiles, annotators=people,
+                                    names=list(HARVEST_FEATURES)).annotator_maps) == {"a"}  # fmt: skip
+
+
 def test_json_round_trip_gives_the_same_predictions():
     train = _synthetic_audit(10, 4)
     model = CalibrationModel.fit(train, train["correct"], train["tile"], names=list(HARVEST_FEATURES))
     again = CalibrationModel.from_dict(json.loads(model.to_json()))
     np.testing.assert_array_equal(model.predict(train), again.predict(train))
+    both, tiles, people = _two_annotators(MIN_ANNOTATOR_GROUPS, MIN_ANNOTATOR_GROUPS, 12)
+    model = CalibrationModel.fit(both, both["correct"], tiles, annotators=people, names=list(HARVEST_FEATURES))
+    again = CalibrationModel.from_dict(json.loads(model.to_json()))
+    np.testing.assert_array_equal(model.predict(both, "b"), again.predict(both, "b"))
+    assert not np.array_equal(model.predict(both, "b"), model.predict(both, "a"))
     with pytest.raises(ValueError, match="not a confidence calibration model"):
         CalibrationModel.from_dict({"format": "pickle"})
 

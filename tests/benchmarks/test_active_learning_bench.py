@@ -98,6 +98,7 @@ def test_reduced_benchmark_prints_curves_statistics_calibration_and_champion_rul
     measured = {(row["fitted_on"], row["measured_on"]) for row in figures["calibration"]["table"]}
     assert ("A (harvest features)", "B") in measured and ("A (harvest features)", "C") in measured
     assert any("leave one annotator out" in fitted for fitted, _ in measured)
+    assert ("A + 10% of B's own (own map)", "B (not audited)") in measured
 
 
 def test_reduced_benchmark_files_feed_the_report(reduced_run):
