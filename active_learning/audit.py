@@ -15,8 +15,8 @@ submission is sent once; state in the artefact store under ``audits/project-P.js
 
 **What is learnt.** :meth:`AuditWorkflow.collect` pairs each reviewed task with the implicit label
 it audits and with the prediction that expert started from; :func:`fit_calibration` fits
-:class:`~active_learning.calibration.CalibrationModel` (harvest-time features, per-annotator offsets)
-on "the implicit label agrees with the review" and stores it as ``calibration/confidence.json``.
+:class:`~active_learning.calibration.CalibrationModel` (harvest-time features, per-annotator offsets
+and maps) on "the implicit label agrees with the review" and stores it as ``calibration/confidence.json``.
 From then on every harvest stores the calibrated confidence instead of the hand-set one
 (:class:`~active_learning.harvest.Harvester`), and training weights pixels by it.
 ``scraiber calibrate --project ID`` runs both steps.
