@@ -36,6 +36,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
+from mlflow.pyfunc import PythonModel
 
 from active_learning.model_files import save_model_dir
 
@@ -116,7 +117,7 @@ def save_pyfunc_model(path: Path, state_dict: Mapping[str, torch.Tensor], model_
     return path
 
 
-class MineralSegmentationModel(mlflow.pyfunc.PythonModel):
+class MineralSegmentationModel(PythonModel):
     """The pyfunc model: raw grey image -> uint8 class mask, with :class:`ml_backend.fcn.FCNPredictor`."""
 
     def load_context(self, context: Any) -> None:

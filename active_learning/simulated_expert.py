@@ -348,7 +348,7 @@ class SimulatedExpert:
         )
         score = float(prediction["score"]) if prediction and prediction.get("score") is not None else None
         parent = int(prediction["id"]) if prediction and cfg.mode == "correct" else None
-        extra = {"parent_prediction": parent} if parent is not None else {}
+        extra: dict[str, Any] = {"parent_prediction": parent} if parent is not None else {}
         skip_chance = cfg.skip_probability
         if cfg.skip_uncertain_score is not None and score is not None and score >= cfg.skip_uncertain_score:
             skip_chance = max(skip_chance, cfg.skip_uncertain_probability)

@@ -97,7 +97,9 @@ class TrainingQueue:
             result = connection.execute(
                 insert(training_runs).values(started_at=time.time(), status=RUNNING, model_version=reason[:255])
             )
-        return int(result.inserted_primary_key[0])
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None  # set for a single-row insert
+        return int(primary_key[0])
 
     def finish_run(
         self, run_id: int, status: str, model_version: str | None = None, mlflow_run_id: str | None = None

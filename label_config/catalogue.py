@@ -140,7 +140,8 @@ def _parse_mineral(raw: dict, source: Path) -> Mineral:
     solid_solution = None
     if solid is not None:
         try:
-            low_high = tuple(float(v) for v in solid["range"])
+            low, high = (float(v) for v in solid["range"])  # not a pair: ValueError
+            low_high = (low, high)
             solid_solution = SolidSolution(
                 solid["variable"], solid.get("unit", "mol %"), solid["high"], solid["low"], low_high
             )

@@ -258,7 +258,7 @@ class LabelStudioClient:
         tasks: list[dict] = []
         page = 1
         while True:
-            params = {"project": int(project_id), "page": page, "page_size": _PAGE_SIZE}
+            params: dict[str, int | str] = {"project": int(project_id), "page": page, "page_size": _PAGE_SIZE}
             if full:
                 params["fields"] = "all"
             answer = self._json("GET", "/api/tasks/", params=params)
@@ -670,7 +670,7 @@ class LabelStudioLogin:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def cookies(self) -> dict[str, str]:
+    def cookies(self) -> dict[str, str | None]:
         """The session cookies (``sessionid``, ``csrftoken``), e.g. for a browser."""
         return dict(self.session.cookies.items())
 
@@ -698,7 +698,8 @@ class LabelStudioLogin:
         return str(self._call("POST", "/api/token/")["token"])
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"X-CSRFToken": self.session.cookies.get("csrftoken", ""), "Referer": self.url + "/"}
+        # a None value (a cookie without one) makes requests leave the header out; its stub allows no None
+        headers: dict[str, Any] = {"X-CSRFToken": self.session.cookies.get("csrftoken", ""), "Referer": self.url + "/"}
         try:
             response = self.session.request(method, self.url + path, json=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:

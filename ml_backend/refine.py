@@ -253,6 +253,7 @@ def parse_hints(
                 hints.append(Hint(index, mask, "stroke"))
         else:
             continue
+        assert names is not None  # a catalogue index was found above, so ``names`` is a non-empty list
         labels.append(names[0])
     return hints, labels
 
@@ -277,7 +278,7 @@ def refine_probabilities(state: ImageState, hints: list[Hint], config: RefineCon
     hinted = np.zeros((height, width), dtype=bool)
     rows, labels, weights = [], [], []
     per_hint = config.hint_weight * config.pseudo_samples / len(hints)
-    suspect = set()
+    suspect: set[int] = set()
     for hint in hints:
         grid = hint.mask[::s, ::s]
         if not grid.any():  # a disc smaller than the grid step: keep its centre

@@ -269,7 +269,8 @@ class Settings(BaseSettings):
         key = stack.api_key() if stack is not None else None
         if key is None:
             return values
-        found = {"label_studio_url": stack.label_studio_url, "label_studio_api_key": key}
+        assert stack is not None  # a key came from it
+        found: dict[str, str | bool] = {"label_studio_url": stack.label_studio_url, "label_studio_api_key": key}
         if not given("SCRAIBER_DEMO", "demo"):
             found["demo"] = True
         return {**values, **found}

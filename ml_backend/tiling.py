@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from ml_backend.mosaic.reader import MosaicReader
 
 TileFn = Callable[[np.ndarray], np.ndarray]
 ReduceFn = Callable[[np.ndarray], np.ndarray]
@@ -106,7 +110,7 @@ def blend_weights(window: Window, shape: tuple[int, int], overlap: int) -> np.nd
     return wy[:, None] * wx[None, :]
 
 
-def extract_with_halo(image: np.ndarray, window: Window, halo: int) -> np.ndarray:
+def extract_with_halo(image: np.ndarray | MosaicReader, window: Window, halo: int) -> np.ndarray:
     """The window plus ``halo`` px of context on every side, mirrored beyond the image border.
 
     Mirroring is ``numpy.pad(mode="symmetric")``, the same as ``scipy.ndimage``'s

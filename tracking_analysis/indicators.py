@@ -140,9 +140,11 @@ def confusion(records: Sequence[HarvestRecord]) -> tuple[list[str], np.ndarray]:
             total = np.zeros((len(names) + 1, len(names) + 1), np.int64)
         elif list(r.stats["classes"]) != names:
             raise ValueError(f"annotation {r.annotation_id} has classes {r.stats['classes']}, others {names}")
+        assert total is not None  # set together with ``names``
         total += np.asarray(r.stats["confusion"], dtype=np.int64)
     if names is None:
         return [], np.zeros((0, 0), np.int64)
+    assert total is not None
     return [*names, NOTHING_LABEL], total
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from active_learning.harvest_log import LABEL
 from active_learning.simulated_expert import ExpertConfig, correct
-from active_learning.training import HarvestedSample, TrainConfig, run_training
+from active_learning.training import HarvestedSample, TrainConfig, TrainingResult, run_training
 from label_config.catalogue import IGNORE_INDEX
 from tracking_analysis.records import Harvested
 
@@ -57,6 +57,7 @@ def implicit_tiles(
         task = item.record.task_id
         if task in seen or item.record.lead_time is None:
             continue
+        assert item.label is not None and item.confidence is not None  # a "label" record carries both
         image = images.get(task)
         if image is None or image.shape != item.label.shape:
             raise ValueError(f"task {task}: no image of shape {item.label.shape} given")
@@ -94,7 +95,7 @@ def learning_curve(
     budgets: Sequence[int],
     config: TrainConfig,
     strategy: str = "labelling order",
-    train: Callable[..., object] = run_training,
+    train: Callable[..., TrainingResult] = run_training,
 ) -> pd.DataFrame:
     """mIoU of a model retrained on the first n tiles of each kind, for each budget n.
 

@@ -87,7 +87,7 @@ class ModelLookup:
         if (match := _REGISTERED.match(version)) and match.group(
             "name"
         ) == self.model_name:  # names before weights hashes
-            registered = (
+            registered: tuple[str, int, str] | None = (
                 self.model_name,
                 int(match.group("number")),
                 self._run_id(self.model_name, int(match.group("number"))),
@@ -296,7 +296,7 @@ def weaknesses(config: dict[str, Any], catalogue: Catalogue) -> list[str]:
         notes.append("Trained on synthetic thin sections only: its quality on real BSE images is not measured.")
     iou = {k: v for k, v in (training.get("val_iou") or {}).items() if v is not None}
     if iou:
-        worst = sorted(iou, key=iou.get)[:2]
+        worst = sorted(iou, key=iou.__getitem__)[:2]
         notes.append(
             "Weakest classes on the validation set: " + ", ".join(f"{k} (IoU {iou[k]:.2f})" for k in worst) + "."
         )

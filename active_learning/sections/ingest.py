@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 import imagecodecs
@@ -143,7 +144,9 @@ def ingest_mosaic(
     tasks = []
     for window in tqdm(windows, desc="tiles", unit="tile", disable=not progress):
         key = f"{stem}-{sha[:12]}/{stem}_y{window.y0:06d}_x{window.x0:06d}.png"
-        url = target.put(key, imagecodecs.png_encode(reader.read(window.y0, window.y1, window.x0, window.x1)))
+        # without ``out=`` png_encode returns bytes; its stub says ``bytes | bytearray``
+        png = cast(bytes, imagecodecs.png_encode(reader.read(window.y0, window.y1, window.x0, window.x1)))
+        url = target.put(key, png)
         h, w = window.shape
         geometry = {"x": window.x0, "y": window.y0, "width": w, "height": h, "overlap": overlap}
         data = {

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -174,7 +174,8 @@ class ArtefactStore(ABC):
             if np.asarray(array).dtype.hasobject:
                 raise ValueError(f"array {name!r} for {key!r} has dtype object; store numbers, bools or strings")
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        # numpy's stub also lists ``allow_pickle: bool`` as a keyword, which mypy matches ``**arrays`` against.
+        np.savez_compressed(buffer, **cast("Mapping[str, Any]", arrays))
         self.put_bytes(key, buffer.getvalue(), {"content-type": "application/x-npz"})
 
     def get_arrays(self, key: str) -> dict[str, np.ndarray]:

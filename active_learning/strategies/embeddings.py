@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -31,7 +32,9 @@ def encoder_embedding_map(model_path: str | Path, image: np.ndarray, threads: in
     if threads:
         torch.set_num_threads(threads)
     with torch.inference_mode():
-        stages = network.encoder(torch.from_numpy(np.ascontiguousarray(x))[None, None])
+        # torch types a submodule attribute as ``Tensor | Module``
+        encoder = cast("torch.nn.Module", network.encoder)
+        stages = encoder(torch.from_numpy(np.ascontiguousarray(x))[None, None])
     return stages[-1][0].float().numpy()
 
 

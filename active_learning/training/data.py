@@ -10,8 +10,9 @@ generator would draw, so still a pure function of the step).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -101,7 +102,9 @@ class TrainingBatches(torch.utils.data.Dataset):
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, int(step)])
         n_harvest = self.n_harvested()
-        images, labels, weights = [], [], []
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
         n_synth = cfg.batch_size - n_harvest
         while len(images) < n_synth:
             image, classes = self.sections.draw(rng)
@@ -141,11 +144,12 @@ def augment(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same random flip and 90-degree rotation applied to each sample's image, label and weight."""
     out = []
+    arrays: Sequence[np.ndarray]
     for arrays in zip(image, label, weight):
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
         arrays = [np.rot90(a, k) for a in arrays]
         out.append([a[:, ::-1] if flip else a for a in arrays])
-    return tuple(np.stack(parts) for parts in zip(*out))
+    return cast("tuple[np.ndarray, np.ndarray, np.ndarray]", tuple(np.stack(parts) for parts in zip(*out)))
 
 
 def collate_none(batch: Batch) -> Batch:

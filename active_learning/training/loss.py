@@ -32,6 +32,8 @@ class SegmentationLoss(torch.nn.Module):
         eps: Dice smoothing.
     """
 
+    alpha: torch.Tensor  # registered buffer (``register_buffer`` in ``__init__``)
+
     def __init__(
         self,
         n_classes: int,

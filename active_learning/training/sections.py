@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -76,5 +77,6 @@ def _save_atomically(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
     with os.fdopen(handle, "wb") as stream:
-        np.savez(stream, **arrays)
+        # numpy's stub also lists ``allow_pickle: bool`` as a keyword, which mypy matches ``**arrays`` against.
+        np.savez(stream, **cast("dict[str, Any]", arrays))
     os.replace(tmp, path)

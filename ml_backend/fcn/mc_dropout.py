@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -41,7 +42,8 @@ def _tile_fn(
     generator: torch.Generator,
     device: torch.device,
 ):
-    head = network.segmentation_head
+    # torch types a submodule attribute as ``Tensor | Module``
+    head = cast(torch.nn.Module, network.segmentation_head)
 
     def run(batch: np.ndarray) -> np.ndarray:
         x = network_input(np.asarray(batch), intensity)
@@ -49,7 +51,7 @@ def _tile_fn(
         x = np.pad(x, ((0, 0), (0, -h % _STRIDE), (0, -w % _STRIDE)), mode="symmetric")
         tensor = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1).to(device)
         with torch.inference_mode():
-            decoded = network.decoder(network.encoder(tensor))
+            decoded = cast(torch.nn.Module, network.decoder)(cast(torch.nn.Module, network.encoder)(tensor))
             samples = []
             for _ in range(n):
                 keep = torch.rand(decoded.shape[:2] + (1, 1), generator=generator, device=device) >= dropout
@@ -61,7 +63,7 @@ def _tile_fn(
 
 
 def dropout_samples(
-    weights: str,
+    weights: str | Path,
     image: np.ndarray,
     n: int,
     dropout: float = 0.2,

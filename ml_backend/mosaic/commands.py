@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,8 +65,8 @@ def segment_command(
         raise ValueError(f"{image}: no such image file")
     if pixel_size is not None and not pixel_size > 0:
         raise ValueError(f"--pixel-size must be a positive number of micrometres, got {pixel_size}")
-    catalogue = load_catalogue(catalogue or settings.catalogue)
-    options = {}
+    classes = load_catalogue(catalogue or settings.catalogue)
+    options: dict[str, Any] = {}
     if n_clusters is not None:
         if method != "unsupervised":
             raise ValueError("--n-clusters applies to --method unsupervised only")
@@ -81,13 +82,13 @@ def segment_command(
     if stream:
         with MosaicReader(image, pixel_size_um=pixel_size) as reader:
             path, _ = segment_mosaic(
-                reader, out, method, catalogue, options, int(sample_mpix * 2**20), device, progress=True
+                reader, out, method, classes, options, int(sample_mpix * 2**20), device, progress=True
             )
     else:
         if device != "auto":
             options["device"] = device
         path, _ = segment_image(
-            image, out, method, catalogue, pixel_size, options, max_pixels=settings.max_image_pixels, progress=True
+            image, out, method, classes, pixel_size, options, max_pixels=settings.max_image_pixels, progress=True
         )
     click.echo(f"wrote {path} ({'streamed' if stream else 'in memory'}, {method})")
 

@@ -107,7 +107,7 @@ def write_mask_tiff(
     if clash:
         raise ValueError(f"sidecar entries {clash} are reserved; rename them")
     text = json.dumps({**sidecar, **(extra or {})}, indent=2)  # fails before writing if extra is not JSON
-    resolution = {}
+    resolution: dict[str, Any] = {}
     if pixel_size_um:
         per_cm = 1e4 / float(pixel_size_um)
         resolution = {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}

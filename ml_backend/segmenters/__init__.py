@@ -8,6 +8,7 @@ asked for, so a heavy one (torch) costs nothing until used.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -48,7 +49,8 @@ def create_segmenter(name: str, catalogue: Catalogue, **options: Any) -> Segment
     Raises:
         ValueError: for an unknown name or an option that segmenter does not take.
     """
-    cls = get_segmenter_class(name)
+    # Concrete segmenters take the catalogue first; the abstract base declares no constructor.
+    cls: Callable[..., Segmenter] = get_segmenter_class(name)
     try:
         inspect.signature(cls).bind(catalogue, **options)
     except TypeError as exc:

@@ -389,10 +389,12 @@ def name_clusters(stats: ClusterStats, catalogue: Catalogue, config: Unsupervise
     scale2 = stats.spread[:, None] ** 2 + config.brightness_tolerance**2
     weight = (n_clusters * stats.area / max(stats.area.sum(), 1e-12))[:, None] ** config.area_exponent
     b = stats.brightness
-    cluster_pairs = [
+    cluster_pairs: list[tuple[int, int | None]] = [
         (p, q) for p in range(n_clusters) for q in range(n_clusters) if b[q] - b[p] > config.brightness_tolerance
     ]
-    class_pairs = [(i, j) for i in range(len(u)) for j in range(len(u)) if u[j] - u[i] >= config.anchor_gap]
+    class_pairs: list[tuple[int, int | None]] = [
+        (i, j) for i in range(len(u)) for j in range(len(u)) if u[j] - u[i] >= config.anchor_gap
+    ]
     if not cluster_pairs:  # one grey level: the brightness scale is unknown, name it by texture alone
         cluster_pairs, class_pairs = [(int(np.argmin(b)), None)], [(i, None) for i in range(len(u))]
     best: ClusterNaming | None = None

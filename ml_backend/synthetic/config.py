@@ -149,7 +149,7 @@ class SynthConfig:
             raise ValueError(
                 f"{source}: unknown synthetic config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
             )
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         try:
             return cls(**values)
         except TypeError as exc:

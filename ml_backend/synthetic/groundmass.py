@@ -9,6 +9,7 @@ catalogue's bulk groundmass value: the glass takes whatever eta the microlites l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -29,6 +30,10 @@ class GroundmassEtas:
     floor: float  # never darker than this (epoxy)
 
 
+@overload
+def log_uniform(rng: np.random.Generator, bounds: tuple[float, float], size: None = None) -> float: ...
+@overload
+def log_uniform(rng: np.random.Generator, bounds: tuple[float, float], size: int) -> np.ndarray: ...
 def log_uniform(rng: np.random.Generator, bounds: tuple[float, float], size: int | None = None) -> np.ndarray | float:
     """Sizes drawn uniformly in log space between the bounds."""
     lo, hi = np.log(bounds[0]), np.log(bounds[1])

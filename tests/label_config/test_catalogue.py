@@ -73,6 +73,7 @@ name = "Bright"
 color = "#FFFFFF"
 formula = "Fe"
 """
+SOLID = 'solid_solution = {{ variable = "Fo", high = "Mg2SiO4", low = "Fe2SiO4", range = {} }}'
 
 
 def test_user_catalogue(tmp_path):
@@ -91,6 +92,8 @@ def test_user_catalogue(tmp_path):
         (MINIMAL.replace('formula = "Fe"', 'formula = "Fe"\nsynonyms = ["dark"]'), "used by both"),
         (MINIMAL.rsplit("[[mineral]]", 1)[0], "at least 2"),
         (MINIMAL.replace('formula = "C"', 'formula = "C"\ndensity = 3'), "unknown keys"),
+        (MINIMAL.replace('formula = "Fe"', 'formula = "Fe"\n' + SOLID.format("[1.0, 2.0, 3.0]")), "bad solid_solution"),
+        (MINIMAL.replace('formula = "Fe"', 'formula = "Fe"\n' + SOLID.format("[]")), "bad solid_solution"),
     ],
 )
 def test_bad_catalogue_errors_name_file_and_problem(tmp_path, text, message):

@@ -240,7 +240,7 @@ def _place(
     rng: np.random.Generator, n: int, box: tuple[float, float, float, float], density: WaveField, contrast: float
 ) -> np.ndarray:
     """``n`` centres in ``box`` (r0, c0, r1, c1), thinned where the density field is low."""
-    out = np.zeros((0, 2))
+    out: np.ndarray = np.zeros((0, 2))
     while len(out) < n:
         points = rng.uniform(box[:2], box[2:], (2 * (n - len(out)) + 8, 2))
         keep = rng.random(len(points)) < (1.0 + contrast * density.at(points[:, 0], points[:, 1])) / (1.0 + contrast)

@@ -71,7 +71,7 @@ class Grains:
         """All grains of ``parts``, in order."""
         names = cls.__dataclass_fields__
         if not parts:
-            empty = {name: np.zeros(0) for name in names}
+            empty: dict[str, np.ndarray] = {name: np.zeros(0) for name in names}
             empty["kind"] = np.zeros(0, np.int8)
             empty["shape"] = np.zeros((0, SHAPE_COLUMNS))
             return cls(**empty)

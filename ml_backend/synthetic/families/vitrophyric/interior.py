@@ -141,10 +141,12 @@ def interior_eta(
         scale: The field's relative eta perturbation of the phase.
     """
     if solution is not None and interior.needs_depth:
+        assert depth_um is not None  # the painter computes depths whenever the interior needs them
         eta = solution_eta(solution, composition(interior, depth_um, solution.range)) * scale
     elif solution is not None:
         eta = np.full(len(offsets), solution_eta(solution, interior.core) * scale)
     elif interior.needs_depth:
+        assert depth_um is not None
         eta = base_eta * (1.0 + composition(interior, depth_um, (-1.0, 1.0)))
     else:
         eta = np.full(len(offsets), base_eta)
