@@ -266,7 +266,7 @@ class Harvester:
             return self._store(base, None, None)
         task = self.client.get_task(task_id)
         predictions = self.client.task_predictions(task_id)
-        served = [b.get("model_version") for b in backends if b.get("model_version")]
+        served = [b["model_version"] for b in backends if b.get("model_version")]
         parent, rule = choose_prediction(annotation, predictions, served)
         results = annotation.get("result") or []
         own = result_shape(results, target.from_name)
@@ -275,10 +275,9 @@ class Harvester:
         final = unknown = predicted = None
         if shape is not None:
             final, unknown = regions_to_class_map(results, shape, self.catalogue, target.from_name)
-        if parent is not None and (parent_shape or shape) is not None:
-            predicted, _ = regions_to_class_map(
-                parent.get("result"), parent_shape or shape, self.catalogue, target.from_name
-            )
+        predicted_shape = parent_shape or shape
+        if parent is not None and predicted_shape is not None:
+            predicted, _ = regions_to_class_map(parent.get("result"), predicted_shape, self.catalogue, target.from_name)
         calibration = self.calibration()
         derived = derive(
             final,
@@ -291,6 +290,7 @@ class Harvester:
             annotator=base.annotator,
         )
         if predicted is not None and derived is not None and derived.predicted is None:
+            assert parent is not None  # predicted is only set from a parent prediction
             log.warning("annotation %s: prediction %s has another image size; ignored", annotation_id, parent["id"])
             parent, rule = None, "none"
         record = replace(
@@ -348,6 +348,7 @@ class Harvester:
             self.store.delete(npz_key)
             self.store.delete(json_key)
         else:
+            assert confidence is not None  # every caller passes a label together with its confidence
             self.store.put_arrays(npz_key, {"label": label, "confidence": confidence.astype(np.float16)})
             self.store.put_json(json_key, provenance)
         stored = self.harvests.add(record)

@@ -172,7 +172,9 @@ class HarvestLog:
                 ).scalar_one()
                 if newer:
                     values["superseded_at"] = now
-                row_id = connection.execute(insert(harvests).values(**values)).inserted_primary_key[0]
+                primary_key = connection.execute(insert(harvests).values(**values)).inserted_primary_key
+                assert primary_key is not None  # a single-row INSERT always reports its primary key
+                row_id = primary_key[0]
                 if not newer:
                     connection.execute(
                         update(harvests)
@@ -264,6 +266,7 @@ class HarvestLog:
         if not known:
             _insert_once(self.engine, known_projects, project_id=project_id, first_seen_at=time.time(), source=source)
         if not url_known:
+            assert backend_url is not None  # url_known is True when backend_url is None
             _insert_once(self.engine, project_backends, project_id=project_id, backend_url=backend_url[:300],
                          seen_at=time.time())  # fmt: skip
 
@@ -314,5 +317,5 @@ def same_backend(listed: str, called_as: str) -> bool:
         called_port = b.port
     except ValueError:  # a port that is not a number
         return False
-    same_host = bool(a.hostname) and a.hostname.lower() == (b.hostname or "").lower()
+    same_host = bool(a.hostname) and (a.hostname or "").lower() == (b.hostname or "").lower()
     return same_host and (called_port is None or called_port == listed_port)

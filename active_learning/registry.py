@@ -46,10 +46,10 @@ class ModelNotFoundError(KeyError):
 
 
 class ModelVersionRef(NamedTuple):
-    """A registered model version: its number, the run that logged it, and its tags."""
+    """A registered model version: its number, the run that logged it (None: registered without one), and its tags."""
 
     version: int
-    run_id: str
+    run_id: str | None
     tags: dict[str, str]
 
 
@@ -264,8 +264,10 @@ class ModelRegistry:
         if (weights_folder(final) / WEIGHTS_FILE).is_file() and (weights_folder(final) / CONFIG_FILE).is_file():
             return weights_folder(final)
         prefix = f"runs:/{found.run_id}/"
+        assert found.source is not None  # MLflow requires a source for every model version
         if not found.source.startswith(prefix):
             raise ValueError(f"model {self.name!r} v{found.version} has source {found.source!r}, not a run's artefact")
+        assert found.run_id is not None  # the source lies under runs:/<run_id>/, so the version has a run
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".v{found.version}-"))
         try:

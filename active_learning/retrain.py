@@ -317,6 +317,7 @@ class RetrainCycle:
         held = held_out_tasks(history) if self.holdout else set()
         judges = champion_tasks(history) if self.holdout else set()
         for record in self.harvests.records(kind=LABEL):
+            assert record.label_key is not None  # the harvester stores every LABEL record with its label_key
             arrays = self.store.get_arrays(record.label_key)
             provenance = self.store.get_json(record.label_key.removesuffix(".npz") + ".json")
             image = self.images.fetch(provenance["image"]).pixels
@@ -408,9 +409,9 @@ def modal_trainer(
         train_keys.append(f"{prefix}/train-{i:05d}.npz")
         store.put_arrays(train_keys[-1], {"image": sample.image, "label": sample.label, "weight": sample.weight})
     val_keys = []
-    for i, sample in enumerate(validation_extra):
+    for i, val_sample in enumerate(validation_extra):
         val_keys.append(f"{prefix}/val-{i:05d}.npz")
-        store.put_arrays(val_keys[-1], {"image": sample.image, "label": sample.label})
+        store.put_arrays(val_keys[-1], {"image": val_sample.image, "label": val_sample.label})
     init_key = None
     if config.init_from:
         init_key = f"{prefix}/init"

@@ -50,7 +50,7 @@ class ServedModel:
     ) -> None:
         self.catalogue = catalogue
         self._registry_factory = registry
-        self._registry = None
+        self._registry: Any = None
         self.model_name = model_name
         self.poll_seconds = poll_seconds
         self.fcn_options = fcn_options or {}
@@ -65,6 +65,7 @@ class ServedModel:
             if self._segmenter is None or self._clock() - self._checked_at >= self.poll_seconds:
                 self._checked_at = self._clock()
                 self._refresh()
+            assert self._segmenter is not None  # _refresh always leaves a model to serve
             return self._segmenter
 
     @property
@@ -79,6 +80,8 @@ class ServedModel:
                 path = self._registry.download_model(version)
                 segmenter = FCNSegmenter(self.catalogue, path, **self.fcn_options)
             except (OSError, ValueError, KeyError) as exc:
+                if self._segmenter is None:  # nothing served yet: serve the fallback until the champion loads
+                    self._segmenter = self._fallback()
                 log.warning("cannot load champion v%s (%s); keeping %s", version, exc, self._describe())
                 return
             self._segmenter, self._champion = segmenter, version

@@ -291,6 +291,7 @@ def _crystal_tables(image: PackagedImage, item: Harvested, catalogue: Catalogue,
     from ml_backend.crystals.report import write_report
 
     record = item.record
+    assert item.label is not None  # export() passes LABEL harvests only, which carry their label
     config = CrystalConfig()
     analysis = analyse_crystals(image.pixels, item.label, image.pixel_size_um, catalogue, config)
     target = out / "crystals" / f"annotation-{record.annotation_id}"
@@ -344,10 +345,12 @@ def export_package(
     packaged = _images(snapshot, order, out, options, images, max_pixels)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     created = options.created or datetime.now(UTC).isoformat(timespec="seconds")
-    scores = {p.id: p.score for p in snapshot.predictions}
+    scores: dict[int | None, float | None] = {p.id: p.score for p in snapshot.predictions}
     rows, mode_rows, annotators = [], [], set()
     for item in harvested:
         record, image = item.record, packaged[item.record.task_id]
+        # harvest_annotation gives every LABEL record its label and confidence
+        assert item.label is not None and item.confidence is not None
         if (image.height, image.width) != item.label.shape:
             raise ValueError(
                 f"task {record.task_id}: image is {image.height} x {image.width} px, its label {item.label.shape[0]} x {item.label.shape[1]}"
@@ -479,11 +482,13 @@ def _coco(out: Path, harvested: list[Harvested], packaged: dict[int, PackagedIma
           catalogue: Catalogue, options: ExportOptions, created: str) -> None:  # fmt: skip
     from tracking_analysis.coco import CocoImage, coco_crystals, coco_minerals
 
-    images = [
-        CocoImage(h.record.annotation_id, h.record.task_id, packaged[h.record.task_id].path or packaged[h.record.task_id].url,
-                  h.label, h.record.annotator or "", splits[h.record.task_id])
-        for h in harvested
-    ]  # fmt: skip
+    images = []
+    for h in harvested:
+        file_name = packaged[h.record.task_id].path or packaged[h.record.task_id].url
+        assert file_name is not None  # a packaged image has a package path or a URL
+        assert h.label is not None  # export() passes LABEL harvests only, which carry their label
+        images.append(CocoImage(h.record.annotation_id, h.record.task_id, file_name, h.label,
+                                h.record.annotator or "", splits[h.record.task_id]))  # fmt: skip
     info = {"description": options.title or "scrAiber mineral labels", "version": options.version, "year": int(created[:4]),
             "contributor": "; ".join(c.name for c in options.creators), "date_created": created}  # fmt: skip
     licence = {"id": 1, "name": options.licence, "url": f"https://spdx.org/licenses/{options.licence}.html"}
@@ -497,7 +502,7 @@ def _coco(out: Path, harvested: list[Harvested], packaged: dict[int, PackagedIma
 
 def _contributors(creators: tuple[Creator, ...], annotators: set[str]) -> list[dict[str, str]]:
     named = {c.pseudonym: c for c in creators if c.pseudonym}
-    people = [{"title": c.name, "role": "author", **({"path": c.orcid_url} if c.orcid else {}),
+    people = [{"title": c.name, "role": "author", **({"path": c.orcid_url} if c.orcid_url else {}),
                **({"organization": c.affiliation} if c.affiliation else {})} for c in creators]  # fmt: skip
     people += [{"title": named[who].name if who in named else who, "role": "contributor"} for who in sorted(annotators)]
     return people

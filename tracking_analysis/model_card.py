@@ -214,6 +214,7 @@ def export_model(ref: str, settings: Settings, catalogue: Catalogue, out: Path) 
     config = json.loads((weights / "config.json").read_text(encoding="utf-8"))
     if list(config["classes"]) != list(catalogue.names):
         raise ValueError(f"model {name} v{number} predicts {config['classes']}, the labels use {catalogue.names}")
+    assert found.run_id is not None  # download_model above accepts only versions logged by a run
     run = client.get_run(found.run_id)
     card = {
         "name": name,

@@ -67,6 +67,8 @@ def _quality(snapshot: Snapshot, harvested: Sequence[Harvested], truth: TruthLoo
         if item.record.kind != LABEL:
             continue
         labels += 1
+        # harvest_annotation gives every LABEL record its label and confidence
+        assert item.label is not None and item.confidence is not None
         task = snapshot.task(item.record.task_id)
         try:
             true = truth.classes({"id": task.id, "data": {"image": task.image or "", "truth": task.truth}}, "image")
@@ -119,7 +121,7 @@ def build_report(
         [
             (h.record.task_id, h.record.annotator, h.record.annotation_id, h.label)
             for h in harvested
-            if h.record.kind == LABEL and h.record.annotator
+            if h.record.kind == LABEL and h.record.annotator and h.label is not None  # LABEL records have a label
         ]
     )
     pairs = agreement(maps, snapshot.classes)

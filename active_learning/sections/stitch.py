@@ -125,6 +125,7 @@ class Stitcher:
         if chosen is None:
             return None
         kind, item = chosen
+        assert item is not None  # _latest of a non-empty list
         try:
             classes, unknown = regions_to_class_map(
                 item["result"], (tile.height, tile.width), self.catalogue, self.from_name

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -192,7 +192,8 @@ def run_training(
         config.arch, catalogue.names, percentiles=config.percentiles, tile=config.tile, overlap=config.overlap
     )
     torch.manual_seed(config.seed)
-    network = model_config.build().to(device=device, memory_format=torch.channels_last)
+    # cast: torch's Module.to overloads omit device with memory_format, a combination it accepts at run time
+    network = cast(Any, model_config.build()).to(device=device, memory_format=torch.channels_last)
     _train_mode(network, config.freeze_norm)
 
     if config.init_from:
@@ -220,7 +221,8 @@ def run_training(
     # the loader's own generator leaves the global torch RNG (restored on resume) to dropout alone
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=range(state.step, config.steps), num_workers=config.workers,
-        collate_fn=collate_none, generator=torch.Generator().manual_seed(config.seed),
+        # cast: torch's stub types collate_fn for batched lists; with batch_size=None it gets one item
+        collate_fn=cast(Callable[[list[Any]], Any], collate_none), generator=torch.Generator().manual_seed(config.seed),
     )  # fmt: skip
     best_state = _best_state(directory, state)
     stopped_early = False
@@ -254,7 +256,7 @@ def run_training(
             scores = evaluate(network, model_config, val_samples, device)
             _train_mode(network, config.freeze_norm)
             iou, miou = scores.iou, scores.score
-            record = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval)),
+            record: dict[str, Any] = {"step": state.step, "miou": miou, "iou": iou, "loss": float(np.mean(interval)),
                       "synthetic_miou": scores.synthetic_miou, "per_tile": scores.per_tile}  # fmt: skip
             state.validations.append(record)
             domains = {"val/score": miou, "val/miou_synthetic": scores.synthetic_miou}

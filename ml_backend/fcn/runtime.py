@@ -12,6 +12,7 @@ import io
 import logging
 import warnings
 from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,7 +53,8 @@ def torch_runner(network: torch.nn.Module, device: torch.device, runtime: str = 
     if runtime.startswith("onnx"):
         raise ValueError(f"runtime {runtime!r} is not a torch runtime; use onnx_runner")
     memory_format = torch.contiguous_format if runtime == "eager" else torch.channels_last
-    network.eval().to(device=device, memory_format=memory_format)
+    # cast: torch's Module.to overloads omit device with memory_format, a combination it accepts at run time
+    cast(Any, network.eval()).to(device=device, memory_format=memory_format)
     autocast = runtime == "bf16"
 
     def run(batch: np.ndarray) -> np.ndarray:
@@ -81,10 +83,13 @@ def feature_runner(network: torch.nn.Module, device: torch.device) -> Runner:
     bfloat16 autocast where the hardware has it (measured on a 2-core AVX-512-BF16 CPU,
     shipped U-Net, 1024 x 1024 px: 1.1 s against 2.9 s channels-last fp32).
     """
-    network.eval().to(device=device, memory_format=torch.channels_last)
+    # cast: torch's Module.to overloads omit device with memory_format, a combination it accepts at run time
+    cast(Any, network.eval()).to(device=device, memory_format=torch.channels_last)
     autocast = device.type == "cuda" or cpu_has_bf16()
     captured: list[torch.Tensor] = []
-    network.segmentation_head.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0]))
+    head = network.segmentation_head
+    assert isinstance(head, torch.nn.Module)  # smp networks' segmentation head is a submodule
+    head.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0]))
 
     def run(batch: np.ndarray) -> np.ndarray:
         padded, h, w = _pad_to_stride(np.asarray(batch, dtype=np.float32))
@@ -112,14 +117,16 @@ class _Softmax(torch.nn.Module):
 
 def export_onnx(network: torch.nn.Module, tile: int = 256) -> bytes:
     """The network (with softmax) as an ONNX model with dynamic batch and tile sides."""
-    network = network.eval().to("cpu", memory_format=torch.contiguous_format)
+    # cast: torch's Module.to overloads omit device with memory_format, a combination it accepts at run time
+    network = cast(Any, network.eval()).to("cpu", memory_format=torch.contiguous_format)
     buffer = io.BytesIO()
     example = torch.zeros(1, 1, tile, tile)
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Softmax(network), example, buffer, input_names=["x"], output_names=["p"],
+            # cast: torch's annotation of f omits the file objects its TorchScript exporter (dynamo=False) writes to
+            _Softmax(network), (example,), cast(Any, buffer), input_names=["x"], output_names=["p"],
             dynamic_axes={"x": axes, "p": axes}, opset_version=17, dynamo=False,
         )  # fmt: skip
     return buffer.getvalue()

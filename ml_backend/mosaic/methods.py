@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import import_module
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -56,7 +56,10 @@ def unsupervised_model(catalogue: Catalogue, sample: np.ndarray, device: str = "
     """
     if device not in ("cpu", "auto"):
         raise ValueError(f"the unsupervised method runs on the CPU only, not on {device!r}")
+    from ml_backend.segmenters.unsupervised import UnsupervisedSegmenter
+
     segmenter = create_segmenter("unsupervised", catalogue, **options)
+    assert isinstance(segmenter, UnsupervisedSegmenter)  # the class registered as "unsupervised"
     fitted = segmenter.fit(sample)
     config = segmenter.config
     info = {
@@ -109,7 +112,8 @@ def _on_device(segmenter: Any, intensity: Any) -> Callable[[np.ndarray], Any]:
     predictor = segmenter.predictor
     device = predictor.device
     layout = torch.contiguous_format if predictor.runtime == "eager" else torch.channels_last
-    network = load_fcn(segmenter.model_path).network().to(device=device, memory_format=layout)
+    # cast: torch's Module.to overloads omit device with memory_format, a combination it accepts at run time
+    network = cast(Any, load_fcn(segmenter.model_path).network()).to(device=device, memory_format=layout)
 
     def predict(window: np.ndarray) -> torch.Tensor:
         h, w = window.shape

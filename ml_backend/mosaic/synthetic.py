@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -34,9 +35,10 @@ _BIGTIFF_BYTES = 2**31
 def mosaic_config(config: SynthConfig, seed: int) -> SynthConfig:
     """``config`` with the acquisition ranges fixed to one value drawn with ``seed`` (one session)."""
     rng = np.random.default_rng([seed, 0x6D6F73])
-    return replace(
-        config, **{name: (v, v) for name in _ACQUISITION for v in [float(rng.uniform(*getattr(config, name)))]}
-    )
+    fixed: dict[str, Any] = {
+        name: (v, v) for name in _ACQUISITION for v in [float(rng.uniform(*getattr(config, name)))]
+    }
+    return replace(config, **fixed)
 
 
 def _section(args: tuple[int, int, SynthConfig, Catalogue]) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +101,7 @@ def write_synthetic_mosaic(
     drawn = len(grid) if unique is None else min(unique, len(grid))
     jobs = [(tile, seed + i, config, catalogue) for i in range(drawn)]
     per_cm = 1e4 / pixel_size
-    options = {
+    options: dict[str, Any] = {
         "shape": (height, width),
         "tile": (tile, tile),
         "photometric": "minisblack",

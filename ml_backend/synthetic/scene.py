@@ -142,7 +142,10 @@ class _Painter:
         return None
 
     def paint_crystal(self, fp: shapes.Footprint, role: str, values: np.ndarray, crystal: Crystal) -> None:
-        canvas, local = fp.clipped(self.shape)
+        window = fp.clipped(self.shape)
+        assert window is not None  # place() returns only footprints that reach into the canvas
+        canvas, local = window
+        assert self.eta is not None  # build_scene paints the groundmass (eta) first
         visible = fp.mask[local]
         self.painted[role] = self.painted.get(role, 0) + int(visible.sum())
         self.classes[canvas][visible] = self.roles[role]
@@ -166,6 +169,7 @@ class _Painter:
         """(zoning, core, rim) for olivine (Fo) or plagioclase (An)."""
         c = self.config
         solution = self.catalogue.classes[self.roles[role]].solid_solution
+        assert solution is not None  # add_crystals draws compositions only for phases with a solid solution
         lo, hi = solution.range
         if role == "Olivine":
             zoning = ZONINGS[rng.choice(3, p=np.array(c.olivine_zoning_weights) / sum(c.olivine_zoning_weights))]
@@ -295,6 +299,7 @@ class _Painter:
                     continue
                 if np.count_nonzero(self.instances[canvas][inside]) <= 0.15 * max(int(inside.sum()), 1):
                     hit = inside & (self.classes[canvas] == groundmass)
+                    assert self.eta is not None  # build_scene paints the groundmass (eta) first
                     self.classes[canvas][hit] = epoxy
                     self.eta[canvas][hit] = eta_epoxy
                     break
@@ -329,6 +334,7 @@ class _Painter:
         flat, cover = flat[order], cover[order]
         last = np.r_[flat[1:] != flat[:-1], True]
         flat, cover = flat[last], cover[last]
+        assert self.eta is not None  # build_scene paints the groundmass (eta) first
         eta = self.eta.ravel()
         eta[flat] = eta[flat] * (1.0 - cover) + self.mineral_eta("Epoxy") * cover
         self.classes.ravel()[flat[cover >= 0.5]] = self.roles["Epoxy"]

@@ -82,6 +82,24 @@ def test_unreachable_registry_keeps_serving(tmp_path):
     assert served().version.startswith("fcn-")
 
 
+def test_a_champion_that_cannot_be_loaded_leaves_the_fallback_served_and_is_retried():
+    class BrokenStore:
+        downloads = 0
+
+        def champion_version(self) -> int:
+            return 3
+
+        def download_model(self, version: int):
+            self.downloads += 1
+            raise OSError("artefact store unreachable")
+
+    registry, clock = BrokenStore(), Clock()
+    served = ServedModel(load_catalogue(), lambda: registry, "minerals", 10, clock=clock)
+    assert served().version.startswith("fcn-") and served.champion is None
+    clock.now = 10
+    assert served().version.startswith("fcn-") and registry.downloads == 2
+
+
 def test_backend_reports_the_champion_version_to_label_studio(tmp_path):
     settings = Settings(SCRAIBER_DATA_DIR=tmp_path, SCRAIBER_DEMO=True, SCRAIBER_MODEL_POLL_SECONDS=0)
     services = build_services(settings)

@@ -268,6 +268,7 @@ class _Painter:
         """Distance (px) below the outline for the pixels of ``box``, measured in a window grown
         by up to ``_DEPTH_MARGIN`` px beyond the canvas (deeper than that it saturates)."""
         grown = window(habit, centre, self.canvas.shape, _DEPTH_MARGIN)
+        assert grown is not None  # it contains the (non-empty) margin-0 window ``box``
         outline = fill([habit.outline], centre, grown)
         depth = distance_transform_edt(outline)
         return depth[box[0] - grown[0] : box[2] - grown[0], box[1] - grown[1] : box[3] - grown[1]]
@@ -276,6 +277,7 @@ class _Painter:
     def _sieve(rng: np.random.Generator, habit: Habit, depth: np.ndarray, outline: np.ndarray) -> np.ndarray:
         """Glass blobs centred in the sieve band of depths."""
         sieve = habit.sieve
+        assert sieve is not None  # _paint calls this only for habits with a sieve
         deepest = max(float(depth.max()), 1.0)
         band = np.flatnonzero(outline & (depth >= sieve.inner * deepest) & (depth <= sieve.outer * deepest))
         image = Image.new("1", outline.shape[::-1], 0)

@@ -196,7 +196,11 @@ def spherulites(rng: np.random.Generator, shape: tuple[int, int], um: float, cov
     radii_px = log_uniform(rng, (radii_um[0] * um, radii_um[1] * um), _PILOT)
     span = lobe_span * (2 if kind == "bowtie" else 1)
     n = int(min(np.ceil(cover * shape[0] * shape[1] / np.mean(radii_px**2 * span / 2)), 400)) if cover > 0 else 0
-    realised = {"spherulite_count": float(n), "spherulite_kind": kind, "spherulite_span_rad": float(span)}
+    realised: dict[str, float | str] = {
+        "spherulite_count": float(n),
+        "spherulite_kind": kind,
+        "spherulite_span_rad": float(span),
+    }
     if n == 0:
         return np.zeros(shape, bool), None, realised
     radii = log_uniform(rng, (radii_um[0] * um, radii_um[1] * um), n)
@@ -215,9 +219,9 @@ def spherulites(rng: np.random.Generator, shape: tuple[int, int], um: float, cov
     width = rng.uniform(0.3, 1.0) * um if texture != "variolitic" else rng.uniform(0.6, 2.0) * um
     count = np.maximum((radii * span / spacing).astype(np.int64), 4)
     owner = np.repeat(np.arange(n), count)
-    lobe = rng.integers(0, len(lobes), len(owner)) if kind == "bowtie" else np.zeros(len(owner), int)
+    fibre_lobe = rng.integers(0, len(lobes), len(owner)) if kind == "bowtie" else np.zeros(len(owner), int)
     offset = rng.uniform(-0.5, 0.5, len(owner)) * lobe_span
-    angles = heading[owner] + np.asarray(lobes)[lobe] + offset
+    angles = heading[owner] + np.asarray(lobes)[fibre_lobe] + offset
     r0 = radii[owner] * rng.uniform(0.0, 0.9, len(owner))
     r1 = radii[owner] * rng.uniform(0.85, 1.0, len(owner))
     starts = centres[owner] + _unit(angles) * r0[:, None]
@@ -228,7 +232,7 @@ def spherulites(rng: np.random.Generator, shape: tuple[int, int], um: float, cov
     return np.array(region, dtype=bool), fibres, realised
 
 
-def schlieren(shape: tuple[int, int], um: float, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
+def schlieren(shape: tuple[int, int], um: float, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float | str]]:
     """Zero-mean, unit-sd smooth field elongated along a flow direction (glass schlieren).
 
     Drawn and rotated at a resolution of about 4 px per schlieren width, then resized to
