@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import SchemaItem
 
 revision = "0001"
 down_revision = None
@@ -22,7 +23,7 @@ branch_labels = None
 depends_on = None
 
 
-def _tables() -> dict[str, tuple[list[sa.SchemaItem], dict[str, list[str]]]]:
+def _tables() -> dict[str, tuple[list[SchemaItem], dict[str, list[str]]]]:
     """Table name -> (columns and constraints, index name -> its columns); new objects at each call."""
     return {
         "events": (
@@ -211,7 +212,7 @@ def _differences(inspector: sa.Inspector, table: sa.Table, indexes: dict[str, li
     primary = inspector.get_pk_constraint(name)["constrained_columns"]
     if primary != [column.name for column in table.primary_key.columns]:
         found.append(f"{name}: primary key on {primary}")
-    unique = {tuple(c["column_names"]) for c in inspector.get_unique_constraints(name)}
+    unique: set[tuple[str | None, ...]] = {tuple(c["column_names"]) for c in inspector.get_unique_constraints(name)}
     unique |= {tuple(i["column_names"]) for i in inspector.get_indexes(name) if i["unique"]}
     for constraint in table.constraints:
         if isinstance(constraint, sa.UniqueConstraint) and tuple(constraint.columns.keys()) not in unique:
