@@ -48,6 +48,7 @@ def test_without_champion_the_shipped_model_is_served(settings):
     assert served.champion is None
 
 
+@pytest.mark.slow
 def test_champion_is_served_and_alias_moves_are_followed(settings):
     clock = Clock()
     served = ServedModel(

@@ -237,6 +237,7 @@ def test_registered_run_logs_to_mlflow_and_promotes(tmp_path):
     assert load_fcn(by_run).sha256 == load_fcn(folder).sha256
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_weights_with_frozen_batch_norm(tmp_path):
     first = run_training(tiny(tmp_path / "a"), None, register=False, progress=False)
     start = load_fcn(first.model_path).state_dict

@@ -72,6 +72,7 @@ def reduced_run(tmp_path_factory):
     return result, out, args
 
 
+@pytest.mark.slow
 def test_reduced_benchmark_prints_curves_statistics_calibration_and_champion_rule(reduced_run):
     result, out, _ = reduced_run
     assert result.exit_code == 0, result.output
@@ -101,6 +102,7 @@ def test_reduced_benchmark_prints_curves_statistics_calibration_and_champion_rul
     assert ("A + 10% of B's own (own map)", "B (not audited)") in measured
 
 
+@pytest.mark.slow
 def test_reduced_benchmark_files_feed_the_report(reduced_run):
     _, out, _ = reduced_run
     curve = read_learning_curve(out / "learning_curve.json")
@@ -117,6 +119,7 @@ def test_reduced_benchmark_files_feed_the_report(reduced_run):
         assert set(np.unique(records["expert"])) == {"B"} and "calibrated" in records.files
 
 
+@pytest.mark.slow
 def test_analyse_only_reproduces_the_figures(reduced_run):
     from benchmarks.active_learning.command import active_learning_bench
 
@@ -127,6 +130,7 @@ def test_analyse_only_reproduces_the_figures(reduced_run):
     assert tables(again.output) == tables(result.output)
 
 
+@pytest.mark.slow
 def test_scraiber_report_plots_the_benchmark_curves_and_reliability_diagram(reduced_run, tmp_path):
     from scraiber.cli import main
     from tests.tracking_analysis.record_session import DATA

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from benchmarks.domain_shift import domain_shift_bench
@@ -11,6 +12,7 @@ from label_config import load_catalogue
 from ml_backend.fcn import shipped_model_path
 
 
+@pytest.mark.slow
 def test_one_base_fcn_for_a_held_out_family_prints_every_method(tmp_path):
     out = tmp_path / "ds.json"
     base = shipped_model_path(load_catalogue())

@@ -258,6 +258,7 @@ def test_shipped_model_tiles_without_seams():
     assert np.mean(tiled == whole) >= 0.97
 
 
+@pytest.mark.slow
 def test_bench_prints_the_tables():
     args = ["bench", "fcn", "--arch", SMALL, "--tile", "64", "--size", "64", "--repeat", "1", "--runtime", "eager",
             "--runtime", "onnx", "--val-sections", "1"]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from skimage.filters import threshold_otsu
 
@@ -56,6 +57,7 @@ def test_unknown_method_lists_the_valid_ones(tmp_path):
     assert "kmeans" in line and "unsupervised" in line
 
 
+@pytest.mark.slow
 def test_bench_prints_speed_and_memory_per_size():
     result = CliRunner().invoke(main, ["bench", "segment", "--sizes", "1", "--n-clusters", "4"])
     assert result.exit_code == 0, result.output

@@ -19,6 +19,7 @@ from tracking_analysis.datapackage import validate_package
 from tracking_analysis.model_card import ModelLookup
 
 
+@pytest.mark.slow
 def test_export_with_model_writes_a_loadable_model_and_its_card(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path / "scraiber", model_name="card-test")
     version, run_id = register_shipped_champion(settings)
