@@ -35,6 +35,7 @@ from active_learning.store import ArtefactNotFoundError, ArtefactStore
 from ml_backend.image_source import ImageSource
 from ml_backend.segmenters.base import Segmenter
 from ml_backend.segmenters.fast_learner import (
+    FEATURE_SET,
     FastLearnerConfig,
     FastLearnerSegmenter,
     PixelClassifier,
@@ -62,6 +63,8 @@ class LearnerState:
         classes: Catalogue indices it was taught.
         fitted_at: Epoch seconds of the update.
         seconds: Time the update took (features, sampling, fit).
+        features: The feature set of its pixels (:data:`FEATURE_SET`); a state of another set is
+            not served ("" for states stored before sets were named).
     """
 
     project: int
@@ -74,11 +77,12 @@ class LearnerState:
     classes: tuple[int, ...]
     fitted_at: float
     seconds: float
+    features: str = FEATURE_SET
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LearnerState:
         """Read a state written as JSON."""
-        return cls(**{**data, "labels": tuple(data["labels"]), "classes": tuple(data["classes"])})
+        return cls(**{"features": "", **data, "labels": tuple(data["labels"]), "classes": tuple(data["classes"])})
 
 
 def state_key(project: int) -> str:
@@ -139,9 +143,9 @@ class FastLearnerUpdater:
         if not records:
             self.store.delete(state_key(project))
             return None
-        digest = fingerprint(list(labels) + [f"base:{base.version}", f"config:{self.config}"])[:12]
+        digest = fingerprint(list(labels) + [f"base:{base.version}", f"config:{self.config}", FEATURE_SET])[:12]
         current = read_state(self.store, project)
-        if current is not None and current.digest == digest:
+        if current is not None and current.digest == digest and current.features == FEATURE_SET:
             return current
         samples = PixelSamples.concat([self._samples(base, record) for record in records])
         samples = samples.subsample(
@@ -165,7 +169,7 @@ class FastLearnerUpdater:
 
     def _samples(self, base: Segmenter, record: HarvestRecord) -> PixelSamples:
         """Training pixels of one label, cached per FCN version and annotation version."""
-        key = f"{PREFIX}/samples/{base.version}/a{record.annotation_id}-{fingerprint([record.updated_at])[:12]}.npz"
+        key = f"{PREFIX}/samples/{FEATURE_SET}/{base.version}/a{record.annotation_id}-{fingerprint([record.updated_at])[:12]}.npz"
         try:
             return PixelSamples.from_arrays(self.store.get_arrays(key))
         except ArtefactNotFoundError:
@@ -211,9 +215,9 @@ class ProjectLearners:
         self._fitted: dict[int, tuple[str, PixelClassifier]] = {}
 
     def __call__(self, base: Segmenter, project: int) -> Segmenter:
-        """``base`` with the project's learner when one exists for this very base version."""
+        """``base`` with the project's learner when one exists for this very base version and feature set."""
         state = self._state(project)
-        if state is None or state.base_version != base.version:
+        if state is None or state.base_version != base.version or state.features != FEATURE_SET:
             return base
         with self._lock:
             fitted = self._fitted.get(project)

@@ -1,10 +1,11 @@
-"""Normalisation robust to detector gain/offset and slow shading."""
+"""Normalisation robust to detector gain/offset, to the detector's response curve and to slow shading."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 _SAMPLE_PIXELS = 4_000_000  # statistics on a strided sample above this size
 
@@ -42,6 +43,22 @@ def percentile_range(pixels: np.ndarray, low: float = 0.5, high: float = 99.5) -
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
     lo, hi = np.percentile(_sample(pixels), [low, high])
     return IntensityRange(float(lo), float(hi))
+
+
+def equalise(pixels: np.ndarray) -> np.ndarray:
+    """float32 image in (0, 1): each pixel's rank among the image's pixels (histogram equalisation).
+
+    Invariant to any increasing map of the grey levels (gain, offset, gamma, a non-linear
+    detector response), not only to gain and offset as :func:`percentile_range` is; ties
+    share their mean rank.
+
+    Raises:
+        ValueError: if the image is not 2-D or is empty.
+    """
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise ValueError(f"expected a non-empty 2-D image, got shape {pixels.shape}")
+    ranks = rankdata(pixels, method="average").reshape(pixels.shape)
+    return ((ranks - 0.5) / pixels.size).astype(np.float32)
 
 
 def remove_background(pixels: np.ndarray, degree: int = 2, blocks: int = 32) -> np.ndarray:

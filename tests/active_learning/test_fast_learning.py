@@ -13,7 +13,7 @@ from active_learning.harvest_log import HarvestLog
 from active_learning.store import LocalArtefactStore
 from label_config import load_catalogue
 from ml_backend.label_map import control_target
-from ml_backend.segmenters.fast_learner import FastLearnerConfig
+from ml_backend.segmenters.fast_learner import FEATURE_SET, FastLearnerConfig
 from tests.active_learning.fake_label_studio import MINERALS_XML, FakeLabelStudio, brush_result
 from tests.ml_backend.test_fast_learner import Blind, spots
 
@@ -88,6 +88,22 @@ def test_a_new_fcn_version_ignores_the_old_learner_until_the_worker_refits_it(wo
     assert second.base_version == "blind-2" and second.version != first.version
     assert not store.exists(first.training_key)
     assert learners(newer, project).version == second.version
+
+
+def test_a_learner_stored_with_other_features_is_not_served_until_the_worker_refits_it(world):
+    """After an upgrade that changed the pixel features, stored pixels of the old features would feed
+    the forest numbers it never learnt from: the state is ignored and the next update redoes it."""
+    project, store, base = world["project"], world["store"], world["base"]
+    first = world["updater"].update(project)
+    stored = store.get_json(state_key(project))
+    del stored["features"]  # as written before feature sets were named
+    store.put_json(state_key(project), stored)
+    learners = ProjectLearners(store, SMALL, refresh_seconds=0)
+    assert read_state(store, project).features == "" and learners(base, project) is base
+    fetched = world["images"].fetches
+    second = world["updater"].update(project)
+    assert second.features == FEATURE_SET and learners(base, project).version == second.version
+    assert second.version == first.version and world["images"].fetches == fetched  # cached pixels of this set
 
 
 def test_retracting_every_label_removes_the_learner(world):

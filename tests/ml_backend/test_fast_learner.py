@@ -175,15 +175,22 @@ def test_subsampling_keeps_the_total_weight_and_the_features_of_the_drawn_pixels
     assert samples.subsample(np.random.default_rng(1), 5000) is samples
 
 
-def test_a_class_the_expert_always_paints_as_another_is_rejected_not_kept():
+def corrected(base: Segmenter, seeds: list[int], relabel: dict[int, int]) -> PixelSamples:
+    """Training pixels of the ``spots`` images of ``seeds``, their classes renamed by ``relabel``."""
+    parts = []
+    for seed in seeds:
+        image, label = spots(seed)
+        for old, new in relabel.items():
+            label[label == old] = new
+        _, features = learner_features(image, base, SMALL)
+        parts.append(sample_pixels(features, label, np.ones(label.shape, np.float32),
+                                   np.random.default_rng(seed), SMALL.per_class))  # fmt: skip
+    return PixelSamples.concat(parts)
+
+
+def test_a_class_the_expert_always_paints_as_another_on_two_images_is_rejected_not_kept():
     base = BrightAs(2, 0.9, 0.02)  # the expert calls the bright discs Clinopyroxene (3)
-    image, label = spots(1)
-    label[label == 5] = 3
-    _, features = learner_features(image, base, SMALL)
-    samples = sample_pixels(
-        features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class
-    )
-    classifier = PixelClassifier.fit(samples, C, SMALL)
+    classifier = PixelClassifier.fit(corrected(base, [1, 3], {5: 3}), C, SMALL)
     assert 2 not in classifier.keep and {0, 4, 5} <= set(classifier.keep.tolist())
     other, truth = spots(2)
     predicted = FastLearnerSegmenter(base, classifier, "x", SMALL).segment(other)
@@ -237,19 +244,21 @@ def test_a_forest_that_does_not_carry_over_to_another_image_does_not_take_over()
     assert np.mean(predicted == fifth[:, -C:].argmax(1)) > 0.9
 
 
-def test_labels_of_one_class_leave_the_base_model_as_it_is():
-    """A tile the expert painted all groundmass says nothing about telling phases apart: the oxide the
-    base sees on it is rejected, but the other tasks' oxide must not vanish with it."""
+def test_one_corrected_image_rejects_no_class():
+    """One image is too little evidence to ban a phase from a whole project: the same relabelling that
+    rejects Plagioclase on two images keeps it on one."""
+    base = BrightAs(2, 0.9, 0.02)
+    assert 2 in PixelClassifier.fit(corrected(base, [1], {5: 3}), C, SMALL).keep.tolist()
 
+
+@pytest.mark.parametrize("seeds", [[1], [1, 3]])
+def test_labels_of_one_class_leave_the_base_model_as_it_is(seeds: list[int]):
+    """Tiles the expert painted all groundmass say nothing about telling phases apart: the oxide the
+    base sees on them is kept (one image) or rejected (two), but the other tasks' oxide must not
+    vanish with it."""
     base = BrightAs(5, 0.82, 0.1)
-    image, label = spots(1)
-    label[:] = 1
-    _, features = learner_features(image, base, SMALL)
-    samples = sample_pixels(
-        features, label, np.ones(label.shape, np.float32), np.random.default_rng(0), SMALL.per_class
-    )
-    classifier = PixelClassifier.fit(samples, C, SMALL)
-    assert 5 not in classifier.keep.tolist()  # rejected
+    classifier = PixelClassifier.fit(corrected(base, seeds, {5: 1}), C, SMALL)
+    assert (5 in classifier.keep.tolist()) == (len(seeds) == 1)
     other, truth = spots(2)
     _, features = learner_features(other, base, SMALL)
     np.testing.assert_allclose(classifier.predict_proba(features), features[classifier.base], atol=1e-5)

@@ -1,9 +1,9 @@
-"""Normalisation is invariant to detector gain/offset and removes slow shading."""
+"""Normalisation is invariant to detector gain/offset (equalisation: to any response curve) and removes slow shading."""
 
 import numpy as np
 import pytest
 
-from ml_backend.normalise import IntensityRange, normalise, percentile_range, remove_background
+from ml_backend.normalise import IntensityRange, equalise, normalise, percentile_range, remove_background
 
 
 @pytest.fixture
@@ -60,3 +60,21 @@ def test_bad_background_degree(field):
 def test_not_2d():
     with pytest.raises(ValueError, match="2-D"):
         percentile_range(np.zeros((2, 3, 4)))
+
+
+@pytest.mark.parametrize("curve", [lambda x: 40000 * x**2.2, lambda x: np.log1p(50 * x), lambda x: 3.0 * x + 7])
+def test_equalisation_is_invariant_to_any_increasing_response_curve(field, curve):
+    """A gamma or a log response changes percentile-normalised grey levels but not ranks."""
+    positive = field - field.min()
+    np.testing.assert_allclose(equalise(curve(positive)), equalise(positive), atol=1e-6)
+    gamma = normalise(40000 * positive**2.2)
+    assert np.abs(gamma - normalise(positive)).max() > 0.1  # what the percentile range cannot undo
+
+
+def test_equalisation_gives_mean_ranks_in_the_open_unit_interval():
+    out = equalise(np.array([[5, 1], [5, 9]], np.uint16))
+    np.testing.assert_allclose(out, [[0.5, 0.125], [0.5, 0.875]])
+    assert out.dtype == np.float32
+    for bad in (np.zeros((2, 3, 4)), np.zeros((0, 3))):
+        with pytest.raises(ValueError, match="2-D image"):
+            equalise(bad)
