@@ -76,6 +76,19 @@ def tile_miou(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float
     return mean_iou(class_iou(confusion_matrix(truth, predicted, n_classes), map(str, range(n_classes))))
 
 
+def _outcomes(confidence: np.ndarray, correct: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Confidences and outcomes as flat float64 arrays, checked (see :func:`reliability_bins`)."""
+    confidence = np.asarray(confidence, np.float64).ravel()
+    correct = np.asarray(correct, np.float64).ravel()
+    if confidence.shape != correct.shape:
+        raise ValueError(f"{confidence.size} confidences for {correct.size} outcomes")
+    if bins < 1:
+        raise ValueError(f"need at least one bin, got {bins}")
+    if confidence.size and (confidence.min() < 0 or confidence.max() > 1):
+        raise ValueError("confidences must lie in [0, 1]")
+    return confidence, correct
+
+
 def reliability_bins(
     confidence: np.ndarray, correct: np.ndarray, bins: int = 15, adaptive: bool = True
 ) -> list[dict[str, float]]:
@@ -92,14 +105,7 @@ def reliability_bins(
     Raises:
         ValueError: for arrays of different lengths, confidences outside [0, 1] or ``bins < 1``.
     """
-    confidence = np.asarray(confidence, np.float64).ravel()
-    correct = np.asarray(correct, np.float64).ravel()
-    if confidence.shape != correct.shape:
-        raise ValueError(f"{confidence.size} confidences for {correct.size} outcomes")
-    if bins < 1:
-        raise ValueError(f"need at least one bin, got {bins}")
-    if confidence.size and (confidence.min() < 0 or confidence.max() > 1):
-        raise ValueError("confidences must lie in [0, 1]")
+    confidence, correct = _outcomes(confidence, correct, bins)
     which = _bin_index(confidence, bins, adaptive)
     count = np.bincount(which, minlength=bins)
     total_conf = np.bincount(which, weights=confidence, minlength=bins)
@@ -190,12 +196,9 @@ def ece_interval(
         ValueError: for arrays of different lengths, confidences outside [0, 1], or as
             :func:`bootstrap_interval`.
     """
-    confidence = np.asarray(confidence, np.float64).ravel()
-    correct = np.asarray(correct, np.float64).ravel()
-    if not confidence.size == correct.size == np.size(clusters):
-        raise ValueError(f"{confidence.size} confidences, {correct.size} outcomes and {np.size(clusters)} cluster ids")
-    if confidence.size and (confidence.min() < 0 or confidence.max() > 1):
-        raise ValueError("confidences must lie in [0, 1]")
+    confidence, correct = _outcomes(confidence, correct, bins)
+    if confidence.size != np.size(clusters):
+        raise ValueError(f"{confidence.size} confidences and {np.size(clusters)} cluster ids")
     ids, inverse = np.unique(np.ravel(clusters), return_inverse=True)
     cell = inverse * bins + _bin_index(confidence, bins, adaptive=True)
     n, conf, hit = (np.bincount(cell, weights=w, minlength=ids.size * bins).reshape(ids.size, bins)

@@ -41,6 +41,7 @@ from benchmarks.active_learning.calibration_audit import (
     fit_on_audit,
     join,
     leave_one_annotator_out,
+    rows,
     with_own_audits,
 )
 from benchmarks.active_learning.champion_rule import cycles, rule_report
@@ -283,19 +284,17 @@ def analyse(results, tables, tune_tables, out: Path, primary: str, largest: floa
                     row = ece_report(by_expert[expert], model)
                     calibration["table"].append({"fitted_on": name, "measured_on": expert, **row})
         if "A" in by_expert:
-            audited_a = audit(by_expert["A"], seed=0)
-            rest = {
-                k: v[~np.isin(by_expert["A"]["submission"], audited_a["submission"])] for k, v in by_expert["A"].items()
-            }
+            audited_a = audit(by_expert["A"], seed=0)  # the audit calibration-A.json was fitted on
+            rest = rows(by_expert["A"], ~np.isin(by_expert["A"]["submission"], audited_a["submission"]))
             model = CalibrationModel.from_dict(json.loads(model_path.read_text(encoding="utf-8")))
             calibration["table"].append(
                 {"fitted_on": "A (harvest features)", "measured_on": "A (not audited)", **ece_report(rest, model)}
             )
-        for expert in ("B", "C"):
-            if "A" in by_expert and expert in by_expert:
-                calibration["table"].append({"fitted_on": f"A + {AUDIT_SHARE:.0%} of {expert}'s own (own map)",
-                                             "measured_on": f"{expert} (not audited)",
-                                             **with_own_audits(by_expert["A"], by_expert[expert], expert)})  # fmt: skip
+            for expert in ("B", "C"):
+                if expert in by_expert:
+                    calibration["table"].append({"fitted_on": f"A + {AUDIT_SHARE:.0%} of {expert}'s own (own map)",
+                                                 "measured_on": f"{expert} (not audited)",
+                                                 **with_own_audits(audited_a, by_expert[expert], expert)})  # fmt: skip
     if len(by_expert) == 3:
         for held, row in leave_one_annotator_out(by_expert).items():
             others = "+".join(e for e in by_expert if e != held)
