@@ -9,8 +9,9 @@ averages only predictions of the project's version) shows the new scores and sor
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-from ml_backend.label_studio import LabelStudioClient
+from ml_backend.label_studio import LabelStudioClient, LabelStudioError
 from ml_backend.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,36 @@ def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, projec
     version = predictor.model_version(project)
     open_tasks = [task for task in client.list_tasks(project, full=True)
                   if not task.get("total_annotations") and version not in _versions(task)]  # fmt: skip
-    posted = 0
+    posted = []
     for task, prediction in zip(open_tasks, predictor.predict(open_tasks, config, project)):
         if "result" in prediction:
             client.create_prediction(task["id"], prediction["result"], prediction["score"], prediction["model_version"])
-            posted += 1
+            posted.append(task["id"])
             version = prediction["model_version"]
+    drop_duplicate_predictions(client, posted, version)
     if details.get("model_version") != version:  # each PATCH makes Label Studio send a PROJECT_UPDATED webhook
         client.update_project(project, model_version=version)
-    log.info("project %s: %d open tasks re-predicted with %s", project, posted, version)
-    return posted
+    log.info("project %s: %d open tasks re-predicted with %s", project, len(posted), version)
+    return len(posted)
+
+
+def drop_duplicate_predictions(client: LabelStudioClient, task_ids: Iterable[int], version: str) -> int:
+    """Keep one prediction of ``version`` per task (the first stored, lowest id); returns how many were deleted.
+
+    Label Studio's "retrieve predictions" (which asks the backend) and the worker's re-prediction
+    can predict the same task at once, and Label Studio stores whatever it is sent. Whoever posts
+    last and then calls this sees every copy, and both keep the same one, so a race leaves one.
+    """
+    deleted = 0
+    for task_id in task_ids:
+        copies = sorted(p["id"] for p in client.task_predictions(task_id) if p.get("model_version") == version)
+        for prediction_id in copies[1:]:
+            try:
+                client.delete_prediction(prediction_id)
+                deleted += 1
+            except LabelStudioError as exc:
+                if exc.status_code != 404:  # 404: the other side deleted it first
+                    raise
+    if deleted:
+        log.info("deleted %d duplicate predictions of %s", deleted, version)
+    return deleted

@@ -303,6 +303,10 @@ class LabelStudioClient:
         body = {"task": int(task_id), "result": result, "score": float(score), "model_version": model_version}
         return self._json("POST", "/api/predictions/", json_body=body)
 
+    def delete_prediction(self, prediction_id: int) -> None:
+        """Delete a prediction (``DELETE /api/predictions/ID/``)."""
+        self._json("DELETE", f"/api/predictions/{int(prediction_id)}/")
+
     def annotations(self, task_id: int) -> list[dict]:
         """Annotations of a task (``GET /api/tasks/ID/annotations/``)."""
         return self._json("GET", f"/api/tasks/{int(task_id)}/annotations/")

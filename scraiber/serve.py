@@ -35,7 +35,7 @@ from ml_backend.predictor import Predictor
 from ml_backend.refine import InteractiveRefiner
 from ml_backend.segmenters import Segmenter
 from ml_backend.settings import Settings
-from scraiber.wiring import basic_auth
+from scraiber.wiring import basic_auth, use_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def status_counters(
 
 def build_services(settings: Settings, catalogue: Catalogue | None = None) -> BackendServices:
     """Everything the web app needs, built from the settings."""
+    use_torch_threads(settings.threads)
     catalogue = catalogue or load_catalogue(settings.catalogue)
     provider = ServedModel(
         catalogue,

@@ -25,6 +25,7 @@ import requests
 from PIL import Image
 
 from active_learning.reconcile import authorise_webhooks
+from active_learning.repredict import drop_duplicate_predictions
 from label_config import Catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.label_studio import LabelStudioClient
@@ -125,6 +126,8 @@ def bootstrap_project(
         authorise_webhooks(client, project_id, basic_auth)
     predictions = client.retrieve_predictions(project_id)
     version = served_version(backend_url, project_id, label_config, basic_auth)
+    # the harvest worker may have predicted the new connection's tasks at the same time
+    drop_duplicate_predictions(client, [t["id"] for t in client.list_tasks(project_id)], version)
     client.update_project(project_id, model_version=version)
     add_uncertainty_tab(client, project_id)
     return Bootstrap(project_id, created, not connected, predictions, version)

@@ -228,8 +228,9 @@ def run_worker(settings: Any, parent_pid: int | None = None) -> None:
     """Run the harvest worker (with its retraining and fast-learner threads) until SIGTERM/SIGINT,
     or until process ``parent_pid`` is no longer this process's parent."""
     from active_learning.retrain import RetrainScheduler
-    from scraiber.wiring import build_cycle, build_fast_learning, build_worker
+    from scraiber.wiring import build_cycle, build_fast_learning, build_worker, use_torch_threads
 
+    use_torch_threads(settings.threads)
     worker = build_worker(settings)
     stop = threading.Event()
     scheduler = RetrainScheduler(build_cycle(settings, worker))

@@ -17,8 +17,9 @@ from typing import cast
 import numpy as np
 
 
-def encoder_embedding_map(model_path: str | Path, image: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """(E, ceil(H / 32), ceil(W / 32)) float32 deepest encoder features of a raw image (eager torch, CPU)."""
+def encoder_embedding_map(model_path: str | Path, image: np.ndarray) -> np.ndarray:
+    """(E, ceil(H / 32), ceil(W / 32)) float32 deepest encoder features of a raw image (eager torch, CPU, on the
+    process's torch threads)."""
     import torch
 
     from ml_backend.fcn.model_config import network_input
@@ -29,8 +30,6 @@ def encoder_embedding_map(model_path: str | Path, image: np.ndarray, threads: in
     x = network_input(image.astype(np.float32), loaded.config.intensity(image))
     h, w = x.shape
     x = np.pad(x, ((0, -h % 32), (0, -w % 32)), mode="symmetric")
-    if threads:
-        torch.set_num_threads(threads)
     with torch.inference_mode():
         # torch types a submodule attribute as ``Tensor | Module``
         encoder = cast("torch.nn.Module", network.encoder)

@@ -118,7 +118,9 @@ class FCNPredictor:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         runtime: One of ``ml_backend.fcn.runtime.RUNTIMES`` or ``auto`` (the measured best,
             :func:`default_runtime`). ONNX runtimes are CPU only.
-        threads: CPU threads for torch / ONNX Runtime; 0 = all cores.
+        threads: Intra-op threads of ONNX Runtime sessions; 0 = all cores. Eager torch runs use
+            the process's thread count, set once where the process starts (``scraiber``'s
+            wiring, a benchmark): a predictor never changes it for the whole process.
         batch_size: Tiles per forward pass (default 1 on CPU, 8 on CUDA).
         tile, overlap, halo: Override the config's tiling.
         cache_key: An id of the weights (their SHA-256): ONNX exports and int8 quantisation
@@ -151,8 +153,6 @@ class FCNPredictor:
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
         self.threads = threads or available_cores()
-        if not cuda:
-            torch.set_num_threads(self.threads)
         self.batch_size = batch_size or (8 if cuda else 1)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

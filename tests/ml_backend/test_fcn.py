@@ -167,6 +167,24 @@ def test_predict_proba_contract(small_model):
         segmenter.predict_proba(np.zeros((2, 64, 64), np.uint16))
 
 
+def test_a_segmenter_leaves_the_process_thread_count_alone(small_model):
+    import torch
+
+    from scraiber.wiring import use_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            FCNSegmenter(CAT, small_model, device="cpu", runtime="eager", threads=threads).predict_proba(
+                np.zeros((40, 40), np.uint8)
+            )
+            assert torch.get_num_threads() == before
+        use_torch_threads(1)  # the composition root sets it, once per process
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_runtimes_agree(small_model):
     image = generate_section(96, 3).image
     ref = FCNSegmenter(CAT, small_model, device="cpu", runtime="eager", threads=1).predict_proba(image)
