@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from active_learning.repredict import drop_duplicate_predictions, repredict_open_tasks
 from label_config.generate import CONFIG_DIR
+
+pytestmark = pytest.mark.slow  # starts a real Label Studio
 
 
 class RacingPredictor:
