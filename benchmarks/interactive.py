@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import click
@@ -18,6 +20,7 @@ from scipy import ndimage
 
 from label_config import load_catalogue
 from label_config.generate import minerals_xml
+from ml_backend.metrics import class_iou, confusion_matrix, mean_iou
 from ml_backend.refine import InteractiveRefiner, RefineConfig
 from ml_backend.regions import regions_to_class_map
 from ml_backend.segmenters import create_segmenter
@@ -25,7 +28,7 @@ from ml_backend.synthetic import generate_section
 
 
 class _Images:
-    """Stands in for the image source: the bench measures refinement, not the download."""
+    """Stands in for the image source (``fetch`` and ``open``): the bench measures refinement, not the download."""
 
     def __init__(self, pixels: np.ndarray) -> None:
         self.pixels = pixels
@@ -33,14 +36,14 @@ class _Images:
     def fetch(self, url: str, pixel_size_um: float | None = None) -> SimpleNamespace:
         return SimpleNamespace(pixels=self.pixels)
 
+    @contextmanager
+    def open(self, url: str, pixel_size_um: float | None = None) -> Iterator[SimpleNamespace]:
+        yield self.fetch(url, pixel_size_um)
+
 
 def _mean_iou(classes: np.ndarray, truth: np.ndarray, n: int) -> float:
-    values = []
-    for k in range(n):
-        union = ((classes == k) | (truth == k)).sum()
-        if (truth == k).any():
-            values.append(((classes == k) & (truth == k)).sum() / union)
-    return float(np.mean(values))
+    """Named mIoU of one mask (:mod:`ml_backend.metrics`)."""
+    return mean_iou(class_iou(confusion_matrix(truth, classes, n), [str(k) for k in range(n)]))
 
 
 def _next_click(classes: np.ndarray, section, catalogue) -> dict:
