@@ -25,7 +25,7 @@ from label_config.catalogue import IGNORE_INDEX, load_catalogue
 from ml_backend.fcn.model_config import FCNConfig
 from ml_backend.fcn.model_files import load_fcn, shipped_model_path
 from ml_backend.fcn.runtime import RUNTIMES
-from ml_backend.fcn.segmenter import FCNPredictor, FCNSegmenter, available_cores, default_runtime, resolve_device
+from ml_backend.fcn.segmenter import FCNPredictor, FCNSegmenter, default_runtime, resolve_device, use_torch_threads
 from ml_backend.normalise import IntensityRange
 from ml_backend.synthetic import generate_section
 
@@ -87,7 +87,7 @@ def fcn_bench(device: str, threads: int, size: int, tile: int, repeat: int, arch
     cuda = dev.type == "cuda"
     kept = default_runtime(dev)
     mpix = tile * tile / 1e6
-    torch.set_num_threads(threads or available_cores())  # eager runs: the bench's thread count for the whole process
+    use_torch_threads(threads)  # eager runs: the bench's thread count for the whole process
     click.echo(f"device {dev}, threads {threads or 'all'}, torch {torch.__version__}; kept runtime: {kept}")
     click.echo(f"\n1. forward of one {tile} x {tile} tile (ms/MPix wall (CPU), min of {repeat})")
     click.echo("| arch | params (M) | eager | " + kept + " |\n| --- | --- | --- | --- |")

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from label_config import load_catalogue
 from label_config.generate import minerals_xml
-from ml_backend.metrics import class_iou, confusion_matrix, mean_iou
+from ml_backend.metrics import tile_miou
 from ml_backend.refine import InteractiveRefiner, RefineConfig
 from ml_backend.regions import regions_to_class_map
 from ml_backend.segmenters import create_segmenter
@@ -39,11 +39,6 @@ class _Images:
     @contextmanager
     def open(self, url: str, pixel_size_um: float | None = None) -> Iterator[SimpleNamespace]:
         yield self.fetch(url, pixel_size_um)
-
-
-def _mean_iou(classes: np.ndarray, truth: np.ndarray, n: int) -> float:
-    """Named mIoU of one mask (:mod:`ml_backend.metrics`)."""
-    return mean_iou(class_iou(confusion_matrix(truth, classes, n), [str(k) for k in range(n)]))
 
 
 def _next_click(classes: np.ndarray, section, catalogue) -> dict:
@@ -86,7 +81,7 @@ def bench_interactive(sizes: str, clicks: int, seed: int, method: str) -> None:
         context: dict = {"result": []}
         first = refiner.refine(task, {"result": []}, config_xml)[0]
         classes = regions_to_class_map(first["result"], section.classes.shape, catalogue)[0]
-        ious = [_mean_iou(classes, section.classes, len(catalogue))]
+        ious = [tile_miou(section.classes, classes, len(catalogue))]
         times, cpu = [], []
         for _ in range(clicks):
             context["result"].append(_next_click(classes, section, catalogue))
@@ -95,7 +90,7 @@ def bench_interactive(sizes: str, clicks: int, seed: int, method: str) -> None:
             times.append((time.perf_counter() - started) * 1000)
             cpu.append((time.process_time() - cpu_started) * 1000)
             classes = regions_to_class_map(prediction["result"], section.classes.shape, catalogue)[0]
-            ious.append(_mean_iou(classes, section.classes, len(catalogue)))
+            ious.append(tile_miou(section.classes, classes, len(catalogue)))
         cold = InteractiveRefiner(catalogue, lambda: segmenter, _Images(section.image), RefineConfig())
         started = time.perf_counter()
         cold.refine(task, {"result": context["result"][:1]}, config_xml)

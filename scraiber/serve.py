@@ -25,6 +25,7 @@ from active_learning.worker import worker_state
 from label_config import Catalogue, load_catalogue
 from ml_backend.adapter import BackendServices
 from ml_backend.app import create_app
+from ml_backend.fcn.segmenter import use_torch_threads
 from ml_backend.image_source import image_source_from
 from ml_backend.memory_budget import (
     FAST_LEARNER_BYTES_PER_PIXEL,
@@ -35,7 +36,7 @@ from ml_backend.predictor import Predictor
 from ml_backend.refine import InteractiveRefiner
 from ml_backend.segmenters import Segmenter
 from ml_backend.settings import Settings
-from scraiber.wiring import basic_auth, use_torch_threads
+from scraiber.wiring import basic_auth
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from active_learning.training import TrainConfig, run_training
 from active_learning.training_queue import TrainingQueue
 from active_learning.worker import Worker, WorkerLease
 from label_config import load_catalogue
-from ml_backend.fcn.segmenter import available_cores
 from ml_backend.image_source import image_source_from
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.predictor import Predictor
@@ -102,10 +101,3 @@ def build_fast_learning(settings: Any, worker: Any) -> FastLearning:
         learners = ProjectLearners(harvester.store, refresh_seconds=0.0)
     predictor = Predictor(catalogue, served, images, create_scorer(settings.query_strategy), for_project=learners)
     return FastLearning(updater, harvester.client, predictor, worker.reconciler.served_projects)
-
-
-def use_torch_threads(threads: int) -> None:
-    """Set torch's CPU threads for this process (0: all cores); called once where a backend or worker process starts."""
-    import torch
-
-    torch.set_num_threads(threads or available_cores())

@@ -228,7 +228,8 @@ def run_worker(settings: Any, parent_pid: int | None = None) -> None:
     """Run the harvest worker (with its retraining and fast-learner threads) until SIGTERM/SIGINT,
     or until process ``parent_pid`` is no longer this process's parent."""
     from active_learning.retrain import RetrainScheduler
-    from scraiber.wiring import build_cycle, build_fast_learning, build_worker, use_torch_threads
+    from ml_backend.fcn.segmenter import use_torch_threads
+    from scraiber.wiring import build_cycle, build_fast_learning, build_worker
 
     use_torch_threads(settings.threads)
     worker = build_worker(settings)

@@ -35,7 +35,7 @@ from label_config.catalogue import Catalogue, load_catalogue
 from ml_backend.fcn.model_config import FCNConfig
 from ml_backend.fcn.model_files import load_fcn, save_fcn
 from ml_backend.fcn.runtime import cpu_has_bf16
-from ml_backend.fcn.segmenter import FCNPredictor, available_cores, resolve_device
+from ml_backend.fcn.segmenter import FCNPredictor, resolve_device, use_torch_threads
 from ml_backend.metrics import confusion_matrix, tile_miou
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def run_training(
     catalogue = catalogue or load_catalogue(settings.catalogue if settings is not None else None)
     device = resolve_device(config.device)
     if device.type == "cpu":
-        torch.set_num_threads(config.threads or available_cores())
+        use_torch_threads(config.threads)
     model_config = FCNConfig.for_architecture(
         config.arch, catalogue.names, percentiles=config.percentiles, tile=config.tile, overlap=config.overlap
     )

@@ -50,6 +50,11 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def use_torch_threads(threads: int) -> None:
+    """Set torch's CPU threads for the whole process (0: all cores); called once where a process or job starts."""
+    torch.set_num_threads(threads or available_cores())
+
+
 def cpu_has_vnni() -> bool:
     """Whether the CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX-INT8); Linux only."""
     try:

@@ -26,6 +26,7 @@ from ml_backend.fcn import (
     shipped_model_path,
 )
 from ml_backend.fcn.model_files import resolve_model_uri
+from ml_backend.fcn.segmenter import use_torch_threads
 from ml_backend.masks import read_mask
 from ml_backend.segmenters import create_segmenter, segmenter_names
 from ml_backend.synthetic import generate_section
@@ -170,8 +171,6 @@ def test_predict_proba_contract(small_model):
 def test_a_segmenter_leaves_the_process_thread_count_alone(small_model):
     import torch
 
-    from scraiber.wiring import use_torch_threads
-
     before = torch.get_num_threads()
     try:
         for threads in (1, 3):
@@ -179,7 +178,7 @@ def test_a_segmenter_leaves_the_process_thread_count_alone(small_model):
                 np.zeros((40, 40), np.uint8)
             )
             assert torch.get_num_threads() == before
-        use_torch_threads(1)  # the composition root sets it, once per process
+        use_torch_threads(1)  # where the process starts, once
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
