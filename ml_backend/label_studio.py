@@ -1,25 +1,27 @@
-"""A small typed client for the Label Studio REST API (verified against Label Studio 1.23.2).
+"""Label Studio access through ``label-studio-sdk`` (verified against Label Studio 1.23.2, SDK 2.1.2).
 
-Two kinds of API key are accepted, told apart by their shape:
+:class:`LabelStudioClient` is a thin layer over the SDK's ``LabelStudio`` client: every
+method returns plain JSON-like dicts and lists (what the rooms store and compare), and
+every failure is a :class:`LabelStudioError` with the HTTP status and a message that says
+what to do and never contains the key. The SDK does the rest:
 
-* a legacy token (40 hex characters, "Access Token" in Label Studio) is sent as
-  ``Authorization: Token KEY``. Label Studio 1.23 refuses it with 401 unless legacy
-  tokens are enabled for the organisation (``POST /api/jwt/settings``, see
-  :meth:`LabelStudioLogin.update_jwt_settings`);
-* a Personal Access Token (a JWT refresh token, three dot-separated base64url parts)
-  is exchanged at ``POST /api/token/refresh/`` for an access token that is sent as
-  ``Authorization: Bearer ACCESS``. Access tokens live 5 minutes; on a 401 the client
-  exchanges once more and repeats the request once.
+* the key is a legacy token (40 hex characters, sent as ``Authorization: Token KEY``;
+  Label Studio 1.23 refuses it with 401 unless legacy tokens are enabled for the
+  organisation, see :meth:`LabelStudioLogin.update_jwt_settings`) or a Personal Access
+  Token (a JWT refresh token), which the SDK exchanges at ``POST /api/token/refresh/``
+  for a 5-minute access token and exchanges again, once for all threads, when it expires;
+* GETs are retried on connection errors and 5xx answers; nothing else is (an annotation
+  must not be stored twice);
+* one ``httpx`` connection pool, safe to share between threads.
 
-Every method returns the parsed JSON of the answer and raises :class:`LabelStudioError`
-(with the HTTP status) when Label Studio says no; messages never contain the key. GET
-requests are retried on connection errors, nothing else is. A client may be shared by
-threads: each thread gets its own HTTP session, and the token exchange is done by one
-thread at a time (the others use its result).
+Three calls have no SDK method and go through the SDK's own HTTP client (the one its
+generated clients use, so authentication and retries are the same): the multipart file
+upload, the Data Manager columns, and the Data Manager action whose answer the SDK drops.
+File downloads keep this module's SSRF guard (:meth:`LabelStudioClient.resolve_url`).
 
 :class:`LabelStudioLogin` is the cookie session of a user who logged in through the login
 form (what a browser does): it can change the organisation's token settings and create
-Personal Access Tokens, which API keys cannot always do.
+Personal Access Tokens, which API keys cannot always do and the SDK cannot log in for.
 """
 
 from __future__ import annotations
@@ -29,23 +31,29 @@ import binascii
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
 
+import httpx
+import pydantic
 import requests
+from label_studio_sdk.client import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.core.request_options import RequestOptions
 
 from ml_backend.label_studio_urls import origin
 
-_GET_ATTEMPTS = 3
+_RETRIES = 2  # GETs only, on connection errors and 5xx answers (the SDK's back-off: 1 s, 2 s)
+_ONCE: RequestOptions = {"max_retries": 0}  # a POST, PATCH or DELETE is sent once: no duplicate annotations
 _UPLOAD_BATCH_FILES = 50  # Label Studio accepts at most 100 files per request (DATA_UPLOAD_MAX_NUMBER_FILES)
 _UPLOAD_BATCH_BYTES = 200 * 2**20  # and 250 MiB per request (DATA_UPLOAD_MAX_MEMORY_SIZE)
 _MAX_REDIRECTS = 3
 _PAGE_SIZE = 100
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+_T = TypeVar("_T")
 
 
 class LabelStudioError(RuntimeError):
@@ -76,20 +84,26 @@ def is_personal_access_token(key: str) -> bool:
     return isinstance(header, dict) and "alg" in header
 
 
-def _error_detail(response: requests.Response) -> str:
-    """A short readable reason from a Label Studio error answer."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = " ".join(response.text.split())
-        return text[:300] or response.reason or "no details"
+def _body_detail(body: Any) -> str:
+    """A short readable reason from the body of a Label Studio error answer."""
+    if isinstance(body, str | bytes):
+        text = " ".join((body.decode(errors="replace") if isinstance(body, bytes) else body).split())
+        return text[:300] or "no details"
     if not isinstance(body, dict):
-        return json.dumps(body)[:300]
+        return json.dumps(body, default=str)[:300]
     detail = str(body.get("detail") or body.get("message") or body.get("error") or "")
     errors = body.get("validation_errors")
     if errors:
         detail = f"{detail}: {json.dumps(errors)[:500]}" if detail else json.dumps(errors)[:500]
-    return detail or json.dumps(body)[:300]
+    return detail or json.dumps(body, default=str)[:300]
+
+
+def _error_detail(response: requests.Response | httpx.Response) -> str:
+    """A short readable reason from a Label Studio error answer."""
+    try:
+        return _body_detail(response.json())
+    except ValueError:
+        return _body_detail(response.text)
 
 
 def _error_hint(status: int, detail: str, scheme: str) -> str:
@@ -98,9 +112,23 @@ def _error_hint(status: int, detail: str, scheme: str) -> str:
             " (legacy tokens are off for this organisation: enable them under Organization > API Tokens Settings"
             " or use a Personal Access Token)"
         )
+    if status == 401 and scheme == "Bearer":
+        return (
+            " (Label Studio refused the Personal Access Token, which is exchanged at POST /api/token/refresh/:"
+            " create a new one under Account & Settings)"
+        )
     if status == 401:
         return f" (check the API key; it was sent as '{scheme}' authorization)"
     return ""
+
+
+def _plain(value: Any) -> Any:
+    """The SDK's typed answer as the JSON Label Studio sent (dicts and lists; fields it left out stay out)."""
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _batches(paths: Sequence[Path]) -> Iterator[list[Path]]:
@@ -118,7 +146,10 @@ def _batches(paths: Sequence[Path]) -> Iterator[list[Path]]:
 
 
 class LabelStudioClient:
-    """Label Studio REST API over ``requests``, authenticated with a legacy token or a PAT.
+    """Label Studio through ``label-studio-sdk``, authenticated with a legacy token or a PAT.
+
+    The SDK client is made at the first call (so making this one needs no server) and
+    again after :meth:`close`.
 
     Args:
         url: Base URL of Label Studio, e.g. ``http://127.0.0.1:8080``.
@@ -136,11 +167,9 @@ class LabelStudioClient:
         self.timeout = timeout
         self._key = api_key.strip()
         self._pat = is_personal_access_token(self._key)
-        self._access: str | None = None
-        self._token_lock = threading.Lock()
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._sdk: LabelStudio | None = None
+        self._http: httpx.Client | None = None
 
     def __repr__(self) -> str:
         return f"LabelStudioClient({self.url!r}, auth={self.auth_scheme!r})"
@@ -151,22 +180,24 @@ class LabelStudioClient:
         return "Bearer" if self._pat else "Token"
 
     @property
-    def _session(self) -> requests.Session:
-        """This thread's HTTP session (``requests.Session`` is not safe to share between threads)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+    def sdk(self) -> LabelStudio:
+        """The ``label_studio_sdk`` client behind this one (made at first use, shared by threads)."""
+        with self._lock:
+            if self._sdk is None:
+                # redirects are not followed: what the SSRF guard checked is what is fetched
+                self._http = httpx.Client(timeout=self.timeout, follow_redirects=False)
+                self._sdk = LabelStudio(
+                    base_url=self.url, api_key=self._key, timeout=self.timeout, max_retries=_RETRIES,
+                    httpx_client=self._http,
+                )  # fmt: skip
+            return self._sdk
 
     def close(self) -> None:
-        """Close the pooled connections of every thread's session."""
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        """Close the connection pool; the next call opens a new one."""
+        with self._lock:
+            http, self._http, self._sdk = self._http, None, None
+        if http is not None:
+            http.close()
 
     def __enter__(self) -> LabelStudioClient:
         return self
@@ -178,7 +209,7 @@ class LabelStudioClient:
 
     def whoami(self) -> dict:
         """The user the key belongs to (``GET /api/current-user/whoami``)."""
-        return self._json("GET", "/api/current-user/whoami")
+        return self._call("GET /api/current-user/whoami", lambda ls: ls.users.whoami())
 
     def create_project(self, title: str, label_config: str, **extra: Any) -> dict:
         """Create a project (``POST /api/projects/``); ``title`` needs 3 or more characters.
@@ -188,26 +219,30 @@ class LabelStudioClient:
             label_config: Labelling configuration XML.
             **extra: Other project fields (``description``, ``sampling``, ``show_collab_predictions``...).
         """
-        return self._json("POST", "/api/projects/", json_body={"title": title, "label_config": label_config, **extra})
+        return self._call(
+            "POST /api/projects/",
+            lambda ls: ls.projects.create(title=title, label_config=label_config, request_options=_ONCE, **extra),
+        )
 
     def get_project(self, project_id: int) -> dict:
         """One project (``GET /api/projects/ID/``)."""
-        return self._json("GET", f"/api/projects/{int(project_id)}/")
+        return self._call(f"GET /api/projects/{int(project_id)}/", lambda ls: ls.projects.get(id=int(project_id)))
 
     def update_project(self, project_id: int, **fields: Any) -> dict:
         """Change project fields (``PATCH /api/projects/ID/``); returns the updated project."""
-        return self._json("PATCH", f"/api/projects/{int(project_id)}/", json_body=fields)
+        return self._call(
+            f"PATCH /api/projects/{int(project_id)}/",
+            lambda ls: ls.projects.update(id=int(project_id), request_options=_ONCE, **fields),
+        )
 
     def list_projects(self) -> list[dict]:
         """All projects the user can see, every page (``GET /api/projects/``)."""
-        return list(self._project_pages({}))
+        return self._call("GET /api/projects/", lambda ls: list(ls.projects.list(page_size=_PAGE_SIZE)))
 
     def find_project_by_title(self, title: str) -> dict | None:
         """The first project whose title equals ``title`` exactly, or None."""
-        for project in self._project_pages({"title": title}):
-            if project.get("title") == title:
-                return project
-        return None
+        found = self._call("GET /api/projects/", lambda ls: list(ls.projects.list(title=title, page_size=_PAGE_SIZE)))
+        return next((project for project in found if project.get("title") == title), None)
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -218,17 +253,23 @@ class LabelStudioClient:
         """
         if not tasks:
             return []
-        answer = self._json(
-            "POST", f"/api/projects/{int(project_id)}/import", params={"return_task_ids": "true"}, json_body=tasks
+        answer = self._call(
+            f"POST /api/projects/{int(project_id)}/import",
+            lambda ls: ls.projects.import_tasks(
+                id=int(project_id),
+                request=tasks,  # type: ignore[arg-type]  # dicts are sent as they are, keys the SDK has no field for too
+                return_task_ids=True,
+                request_options=_ONCE,
+            ),
         )
-        return [int(task_id) for task_id in answer.get("task_ids", [])]
+        return [int(task_id) for task_id in answer.get("task_ids") or []]
 
     def upload_files(self, project_id: int, paths: Iterable[str | Path]) -> list[int]:
         """Upload image files as new tasks, the way the Label Studio UI does.
 
         Multipart ``POST /api/projects/ID/import`` (in batches of at most 50 files /
-        200 MiB). Label Studio stores each file under ``/data/upload/ID/...`` and makes
-        one task per file whose data points at it.
+        200 MiB; the SDK's ``import_tasks`` sends JSON only). Label Studio stores each file
+        under ``/data/upload/ID/...`` and makes one task per file whose data points at it.
 
         Returns:
             The created task ids, in the order of ``paths``.
@@ -237,15 +278,12 @@ class LabelStudioClient:
         for path in files:
             if not path.is_file():
                 raise FileNotFoundError(f"cannot upload {path}: not a file")
+        endpoint = f"api/projects/{int(project_id)}/import"
         task_ids: list[int] = []
         for batch in _batches(files):
-
-            def multipart(stack: ExitStack, batch: list[Path] = batch) -> list[tuple[str, tuple[str, Any]]]:
-                return [(f"file{i}", (path.name, stack.enter_context(path.open("rb")))) for i, path in enumerate(batch)]
-
-            answer = self._json(
-                "POST", f"/api/projects/{int(project_id)}/import", params={"return_task_ids": "true"}, files=multipart
-            )
+            with ExitStack() as stack:
+                parts = {f"file{i}": (item.name, stack.enter_context(item.open("rb"))) for i, item in enumerate(batch)}
+                answer = self._raw("POST", endpoint, params={"return_task_ids": "true"}, files=parts)
             task_ids.extend(int(task_id) for task_id in answer.get("task_ids", []))
         return task_ids
 
@@ -255,32 +293,30 @@ class LabelStudioClient:
         ``full``: also their predictions, annotations and computed fields such as
         ``predictions_model_versions`` (``fields=all``; Label Studio leaves them out otherwise).
         """
-        tasks: list[dict] = []
-        page = 1
-        while True:
-            params: dict[str, int | str] = {"project": int(project_id), "page": page, "page_size": _PAGE_SIZE}
-            if full:
-                params["fields"] = "all"
-            answer = self._json("GET", "/api/tasks/", params=params)
-            batch = answer.get("tasks", [])
-            tasks.extend(batch)
-            if not batch or len(tasks) >= int(answer.get("total", 0)):
-                return tasks
-            page += 1
+        fields = "all" if full else "task_only"
+        return self._call(
+            "GET /api/tasks/",
+            lambda ls: list(ls.tasks.list(project=int(project_id), fields=fields, page_size=_PAGE_SIZE)),
+        )
 
     def get_task(self, task_id: int) -> dict:
         """One task with its data (``GET /api/tasks/ID/``)."""
-        return self._json("GET", f"/api/tasks/{int(task_id)}/")
+        return self._call(f"GET /api/tasks/{int(task_id)}/", lambda ls: ls.tasks.get(id=str(int(task_id))))
 
     def update_task(self, task_id: int, data: dict) -> dict:
         """Replace a task's data (``PATCH /api/tasks/ID/``); returns the updated task."""
-        return self._json("PATCH", f"/api/tasks/{int(task_id)}/", json_body={"data": data})
+        return self._call(
+            f"PATCH /api/tasks/{int(task_id)}/",
+            lambda ls: ls.tasks.update(id=str(int(task_id)), data=data, request_options=_ONCE),
+        )
 
     # -- storages ------------------------------------------------------------------------
 
     def local_storages(self, project_id: int) -> list[dict]:
         """Local-files source storages of a project (``GET /api/storages/localfiles/?project=ID``)."""
-        return self._json("GET", "/api/storages/localfiles/", params={"project": int(project_id)})
+        return self._call(
+            "GET /api/storages/localfiles/", lambda ls: ls.import_storage.local.list(project=int(project_id))
+        )
 
     def create_local_storage(self, project_id: int, path: str | Path, title: str) -> dict:
         """Connect a folder as local-files source storage of a project (``POST /api/storages/localfiles/``).
@@ -289,31 +325,47 @@ class LabelStudioClient:
         ``LOCAL_FILES_DOCUMENT_ROOT``; Label Studio then serves ``/data/local-files/?d=...``
         URLs below it to the project's users. Nothing is synced (no tasks are created).
         """
-        body = {"project": int(project_id), "path": str(path), "title": title, "use_blob_urls": True}
-        return self._json("POST", "/api/storages/localfiles/", json_body=body)
+        return self._call(
+            "POST /api/storages/localfiles/",
+            lambda ls: ls.import_storage.local.create(
+                project=int(project_id), path=str(path), title=title, use_blob_urls=True, request_options=_ONCE
+            ),
+        )
 
     # -- predictions and annotations -----------------------------------------------------
 
     def task_predictions(self, task_id: int) -> list[dict]:
         """Predictions stored for a task (``GET /api/predictions/?task=ID``)."""
-        return self._json("GET", "/api/predictions/", params={"task": int(task_id)})
+        return self._call("GET /api/predictions/", lambda ls: ls.predictions.list(task=int(task_id)))
 
     def create_prediction(self, task_id: int, result: list[dict], score: float, model_version: str) -> dict:
         """Store a prediction for a task (``POST /api/predictions/``)."""
-        body = {"task": int(task_id), "result": result, "score": float(score), "model_version": model_version}
-        return self._json("POST", "/api/predictions/", json_body=body)
+        return self._call(
+            "POST /api/predictions/",
+            lambda ls: ls.predictions.create(
+                task=int(task_id), result=result, score=float(score), model_version=model_version,
+                request_options=_ONCE,
+            ),
+        )  # fmt: skip
 
     def delete_prediction(self, prediction_id: int) -> None:
         """Delete a prediction (``DELETE /api/predictions/ID/``)."""
-        self._json("DELETE", f"/api/predictions/{int(prediction_id)}/")
+        self._call(
+            f"DELETE /api/predictions/{int(prediction_id)}/",
+            lambda ls: ls.predictions.delete(id=int(prediction_id), request_options=_ONCE),
+        )
 
     def annotations(self, task_id: int) -> list[dict]:
         """Annotations of a task (``GET /api/tasks/ID/annotations/``)."""
-        return self._json("GET", f"/api/tasks/{int(task_id)}/annotations/")
+        return self._call(
+            f"GET /api/tasks/{int(task_id)}/annotations/", lambda ls: ls.annotations.list(id=int(task_id))
+        )
 
     def get_annotation(self, annotation_id: int) -> dict:
         """One annotation (``GET /api/annotations/ID/``)."""
-        return self._json("GET", f"/api/annotations/{int(annotation_id)}/")
+        return self._call(
+            f"GET /api/annotations/{int(annotation_id)}/", lambda ls: ls.annotations.get(id=int(annotation_id))
+        )
 
     def create_annotation(
         self,
@@ -332,14 +384,21 @@ class LabelStudioClient:
             was_cancelled: True for a skipped task.
             **extra: Other annotation fields (``parent_prediction``, ``ground_truth``...).
         """
-        body: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled, **extra}
         if lead_time is not None:
-            body["lead_time"] = float(lead_time)
-        return self._json("POST", f"/api/tasks/{int(task_id)}/annotations/", json_body=body)
+            extra["lead_time"] = float(lead_time)
+        return self._call(
+            f"POST /api/tasks/{int(task_id)}/annotations/",
+            lambda ls: ls.annotations.create(
+                id=int(task_id), result=result, was_cancelled=was_cancelled, request_options=_ONCE, **extra
+            ),
+        )
 
     def delete_annotation(self, annotation_id: int) -> None:
         """Delete an annotation (``DELETE /api/annotations/ID/``)."""
-        self._json("DELETE", f"/api/annotations/{int(annotation_id)}/")
+        self._call(
+            f"DELETE /api/annotations/{int(annotation_id)}/",
+            lambda ls: ls.annotations.delete(id=int(annotation_id), request_options=_ONCE),
+        )
 
     # -- ML backends ---------------------------------------------------------------------
 
@@ -364,36 +423,46 @@ class LabelStudioClient:
             is_interactive: Enable interactive pre-annotations (smart tools).
             basic_auth: ``(user, password)`` when the backend requires HTTP basic auth.
         """
-        body: dict[str, Any] = {
-            "url": url,
-            "project": int(project_id),
-            "title": title,
-            "is_interactive": is_interactive,
-        }
+        auth: dict[str, Any] = {}
         if basic_auth is not None:
             user, password = basic_auth
-            body.update(auth_method="BASIC_AUTH", basic_auth_user=user, basic_auth_pass=password)
-        return self._json("POST", "/api/ml/", json_body=body)
+            auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": user, "basic_auth_pass": password}
+        return self._call(
+            "POST /api/ml/",
+            lambda ls: ls.ml.create(
+                url=url, project=int(project_id), title=title, is_interactive=is_interactive, request_options=_ONCE,
+                **auth,
+            ),
+        )  # fmt: skip
 
     def list_ml_backends(self, project_id: int) -> list[dict]:
         """ML backends connected to a project (``GET /api/ml/?project=ID``)."""
-        return self._json("GET", "/api/ml/", params={"project": int(project_id)})
+        return self._call("GET /api/ml/", lambda ls: ls.ml.list(project=int(project_id)))
 
     def disconnect_ml_backend(self, ml_backend_id: int) -> None:
         """Remove an ML backend from its project (``DELETE /api/ml/ID``); the project stays."""
-        self._json("DELETE", f"/api/ml/{int(ml_backend_id)}")
+        self._call(
+            f"DELETE /api/ml/{int(ml_backend_id)}",
+            lambda ls: ls.ml.delete(id=int(ml_backend_id), request_options=_ONCE),
+        )
 
-    def train_ml_backend(self, ml_backend_id: int) -> dict:
+    def train_ml_backend(self, ml_backend_id: int) -> None:
         """Press "Start training" for a connected backend (``POST /api/ml/ID/train``)."""
-        return self._json("POST", f"/api/ml/{int(ml_backend_id)}/train", json_body={})
+        self._call(
+            f"POST /api/ml/{int(ml_backend_id)}/train",
+            lambda ls: ls.ml.train(id=int(ml_backend_id), request_options=_ONCE),
+        )
 
     def list_webhooks(self, project_id: int) -> list[dict]:
         """Webhooks of a project (``GET /api/webhooks/?project=ID``), e.g. the one to a backend's /webhook."""
-        return self._json("GET", "/api/webhooks/", params={"project": int(project_id)})
+        return self._call("GET /api/webhooks/", lambda ls: ls.webhooks.list(project=str(int(project_id))))
 
     def update_webhook(self, webhook_id: int, **fields: Any) -> dict:
         """Change a webhook (``PATCH /api/webhooks/ID/``), e.g. ``headers={"Authorization": ...}``."""
-        return self._json("PATCH", f"/api/webhooks/{int(webhook_id)}/", json_body=fields)
+        return self._call(
+            f"PATCH /api/webhooks/{int(webhook_id)}/",
+            lambda ls: ls.webhooks.update(id=int(webhook_id), request_options=_ONCE, **fields),
+        )
 
     def retrieve_predictions(self, project_id: int) -> dict:
         """Ask the connected backend for predictions on all tasks of a project.
@@ -401,28 +470,32 @@ class LabelStudioClient:
         ``POST /api/dm/actions/?id=retrieve_tasks_predictions&project=ID`` with all items
         selected; Label Studio skips tasks that already have a prediction of the backend's
         current ``model_version``. Returns Label Studio's answer, e.g.
-        ``{"processed_items": 3, "detail": "Retrieved 3 predictions"}``.
+        ``{"processed_items": 3, "detail": "Retrieved 3 predictions"}`` (the SDK's
+        ``actions.create`` drops it, so this call goes through :meth:`_raw`).
         """
-        return self._json(
+        return self._raw(
             "POST",
-            "/api/dm/actions/",
+            "api/dm/actions/",
             params={"id": "retrieve_tasks_predictions", "project": int(project_id)},
-            json_body={"selectedItems": {"all": True}},
+            json={"selectedItems": {"all": True}},
         )
 
     # -- Data Manager ---------------------------------------------------------------------
 
     def data_manager_columns(self, project_id: int) -> list[dict]:
-        """The Data Manager's columns of a project (``GET /api/dm/columns``), with ``visibility_defaults``."""
-        return self._json("GET", "/api/dm/columns", params={"project": int(project_id)})["columns"]
+        """The Data Manager's columns (``GET /api/dm/columns``, no SDK method), with ``visibility_defaults``."""
+        return self._raw("GET", "api/dm/columns", params={"project": int(project_id)})["columns"]
 
     def data_manager_views(self, project_id: int) -> list[dict]:
         """The project's Data Manager tabs (``GET /api/dm/views``): ``id`` and ``data`` (title, ordering...)."""
-        return self._json("GET", "/api/dm/views", params={"project": int(project_id)})
+        return self._call("GET /api/dm/views/", lambda ls: ls.views.list(project=int(project_id)))
 
     def create_data_manager_view(self, project_id: int, data: dict) -> dict:
         """Add a Data Manager tab (``POST /api/dm/views``); ``data`` as the UI stores it."""
-        return self._json("POST", "/api/dm/views", json_body={"project": int(project_id), "data": data})
+        return self._call(
+            "POST /api/dm/views/",
+            lambda ls: ls.views.create(project=int(project_id), data=data, request_options=_ONCE),  # type: ignore[arg-type]
+        )
 
     # -- files ---------------------------------------------------------------------------
 
@@ -471,154 +544,92 @@ class LabelStudioClient:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         url = self.resolve_url(url_or_path)
-        for _ in range(_MAX_REDIRECTS + 1):
-            response = self._request("GET", url, stream=True, allow_redirects=False)
-            with response:
-                if not response.is_redirect:
-                    return self._read_limited(response, url_or_path, max_bytes)
-                if not follow_redirects:
-                    raise LabelStudioError(
-                        f"Label Studio redirected {url_or_path!r} (HTTP {response.status_code}); not followed",
-                        response.status_code, "GET", urlsplit(url).path,
-                    )  # fmt: skip
-                url = self.resolve_url(response.headers["Location"])  # Django redirects to absolute paths
-        raise LabelStudioError(f"too many redirects fetching {url_or_path!r}", None, "GET", urlsplit(url).path)
+
+        def fetch(ls: LabelStudio) -> bytes:
+            nonlocal url
+            # the SDK's current authorization (a PAT's access token is exchanged again when it has expired)
+            headers = {"Authorization": ls._client_wrapper.get_headers()["Authorization"]}
+            http = ls._client_wrapper.httpx_client.httpx_client
+            for _ in range(_MAX_REDIRECTS + 1):
+                with http.stream("GET", url, headers=headers, timeout=self.timeout) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise ApiError(status_code=response.status_code, body=_error_detail(response))
+                    if not response.is_redirect:
+                        return self._read_limited(response, url_or_path, max_bytes)
+                    if not follow_redirects:
+                        raise LabelStudioError(
+                            f"Label Studio redirected {url_or_path!r} (HTTP {response.status_code}); not followed",
+                            response.status_code, "GET", urlsplit(url).path,
+                        )  # fmt: skip
+                    url = self.resolve_url(response.headers["Location"])  # Django redirects to absolute paths
+            raise LabelStudioError(f"too many redirects fetching {url_or_path!r}", None, "GET", urlsplit(url).path)
+
+        return self._call(f"GET {urlsplit(url).path}", fetch)
 
     # -- plumbing ------------------------------------------------------------------------
 
     @staticmethod
-    def _read_limited(response: requests.Response, what: str, max_bytes: int) -> bytes:
+    def _read_limited(response: httpx.Response, what: str, max_bytes: int) -> bytes:
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             raise ValueError(f"{what} is {int(declared)} bytes, more than the limit of {max_bytes}")
         chunks: list[bytes] = []
         received = 0
-        for chunk in response.iter_content(chunk_size=1 << 16):
+        for chunk in response.iter_bytes(chunk_size=1 << 16):
             received += len(chunk)
             if received > max_bytes:
                 raise ValueError(f"{what} is more than the limit of {max_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _project_pages(self, params: dict) -> Iterator[dict]:
-        page = 1
-        while True:
-            answer = self._json("GET", "/api/projects/", params={**params, "page": page, "page_size": _PAGE_SIZE})
-            yield from answer.get("results", [])
-            if not answer.get("next"):
-                return
-            page += 1
+    def _call(self, what: str, call: Callable[[LabelStudio], _T]) -> Any:
+        """Run ``call`` on the SDK client; its answer as plain JSON, its failures as :class:`LabelStudioError`.
 
-    def _authorization(self) -> str:
-        if not self._pat:
-            return f"Token {self._key}"
-        access = self._access
-        if access is None:
-            with self._token_lock:  # one exchange for all threads that found no token
-                if self._access is None:
-                    self._access = self._exchange_pat()
-                access = self._access
-        return f"Bearer {access}"
-
-    def _expire(self, authorization: str) -> None:
-        """Forget the access token sent as ``authorization`` (unless another thread replaced it already)."""
-        with self._token_lock:
-            if self._access is not None and authorization == f"Bearer {self._access}":
-                self._access = None
-
-    def _exchange_pat(self) -> str:
-        """An access token for the Personal Access Token (``POST /api/token/refresh/``)."""
-        path = "/api/token/refresh/"
-        try:
-            response = self._session.post(self.url + path, json={"refresh": self._key}, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise LabelStudioError(f"cannot reach Label Studio at {self.url}: {exc}", None, "POST", path) from exc
-        if response.status_code != 200:
-            raise LabelStudioError(
-                f"Label Studio refused the Personal Access Token at POST {path} "
-                f"(HTTP {response.status_code}: {_error_detail(response)}); create a new one under Account & Settings",
-                response.status_code,
-                "POST",
-                path,
-            )
-        return str(response.json()["access"])
-
-    def _request(
-        self,
-        method: str,
-        path_or_url: str,
-        *,
-        params: dict | None = None,
-        json_body: Any = None,
-        files: Callable[[ExitStack], list] | None = None,
-        stream: bool = False,
-        allow_redirects: bool = True,
-    ) -> requests.Response:
-        """Send one request; checked answer (2xx/3xx) or :class:`LabelStudioError`.
-
-        GETs are retried on connection errors; with a PAT a 401 triggers one new token
-        exchange and one repeat. ``files`` builds the multipart body anew per attempt.
+        ``what`` is ``"METHOD /path"`` for the messages.
         """
-        url = path_or_url if "://" in path_or_url else self.url + path_or_url
-        path = urlsplit(url).path
-        attempts = _GET_ATTEMPTS if method == "GET" else 1
-        attempt = 0
-        refreshed = False
-        while True:
-            with ExitStack() as stack:
-                try:
-                    authorization = self._authorization()
-                    response = self._session.request(
-                        method,
-                        url,
-                        params=params,
-                        json=json_body,
-                        files=files(stack) if files is not None else None,
-                        headers={"Authorization": authorization},
-                        timeout=self.timeout,
-                        stream=stream,
-                        allow_redirects=allow_redirects,
-                    )
-                except requests.ConnectionError as exc:
-                    attempt += 1
-                    if attempt < attempts:
-                        time.sleep(0.5 * 2 ** (attempt - 1))
-                        continue
-                    raise LabelStudioError(
-                        f"cannot reach Label Studio at {self.url} ({method} {path}): {exc}", None, method, path
-                    ) from exc
-                except requests.RequestException as exc:
-                    raise LabelStudioError(
-                        f"request to Label Studio failed ({method} {path}): {exc}", None, method, path
-                    ) from exc
-            if response.status_code == 401 and self._pat and not refreshed:
-                response.close()
-                self._expire(authorization)
-                refreshed = True
-                continue
-            if response.status_code >= 400:
-                detail = _error_detail(response)
-                response.close()
-                message = (
-                    f"Label Studio {method} {path} failed with HTTP {response.status_code}: {detail}"
-                    f"{_error_hint(response.status_code, detail, self.auth_scheme)}"
-                )
-                raise LabelStudioError(message.replace(self._key, "***"), response.status_code, method, path)
-            return response
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
-        if response.status_code == 204 or not response.content:
-            return None
+        method, path = what.split(" ", 1)
         try:
-            return response.json()
-        except ValueError as exc:
+            return _plain(call(self.sdk))
+        except ApiError as exc:
+            status = exc.status_code or 0
+            detail = _body_detail(exc.body)
+            message = (
+                f"Label Studio {method} {path} failed with HTTP {status}: {detail}"
+                f"{_error_hint(status, detail, self.auth_scheme)}"
+            )
+            raise LabelStudioError(message.replace(self._key, "***"), exc.status_code, method, path) from None
+        except httpx.HTTPError as exc:
             raise LabelStudioError(
-                f"Label Studio {method} {path} answered with something that is not JSON: {response.text[:200]!r}",
-                response.status_code,
+                f"cannot reach Label Studio at {self.url} ({method} {path}): {exc}".replace(self._key, "***"),
+                None,
                 method,
                 path,
-            ) from exc
+            ) from None
+
+    def _raw(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request the SDK has no method for, sent by the SDK's own HTTP client (its auth and retries).
+
+        ``path`` is relative to the base URL; ``kwargs`` are ``params``, ``json`` or ``files``.
+        """
+
+        def send(ls: LabelStudio) -> Any:
+            http = ls._client_wrapper.httpx_client  # what the SDK's generated raw clients call
+            options = None if method == "GET" else _ONCE
+            response = http.request(path, method=method, request_options=options, **kwargs)
+            body: Any = response.text
+            try:
+                body = response.json() if response.content else None
+            except ValueError:
+                if response.status_code < 400:
+                    raise ApiError(
+                        status_code=response.status_code, body=f"not JSON: {response.text[:200]!r}"
+                    ) from None
+            if response.status_code >= 400:
+                raise ApiError(status_code=response.status_code, body=body)
+            return body
+
+        return self._call(f"{method} /{path}", send)
 
 
 class LabelStudioLogin:

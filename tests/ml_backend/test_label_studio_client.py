@@ -23,6 +23,7 @@ from ml_backend.label_studio import LabelStudioClient, LabelStudioError, is_pers
 from scraiber.processes import free_port
 from tests.fixtures.browser import login_label_studio, screenshot
 from tests.fixtures.label_studio import LabelStudioInstance
+from tests.security.test_client_threads import expire_access_token
 
 MINERALS_XML = Path(__file__).resolve().parents[2] / "label_config" / "minerals.xml"
 
@@ -144,10 +145,11 @@ def test_personal_access_token_is_exchanged_and_refreshed(label_studio: LabelStu
         assert client.whoami()["email"] == label_studio.username
         project = _project(client, "PAT project")
         assert client.get_project(project["id"])["title"] == project["title"]
-        # An expired or refused access token: the client exchanges the PAT once more and repeats.
-        client._access = "expired.access.token"
+        # An expired access token: the client exchanges the PAT once more before the next request.
+        expire_access_token(client)
+        expired = client.sdk._client_wrapper._tokens_client._access_token
         assert client.whoami()["email"] == label_studio.username
-        assert client._access != "expired.access.token"
+        assert client.sdk._client_wrapper._tokens_client._access_token != expired
     with pytest.raises(LabelStudioError) as caught:
         LabelStudioClient(label_studio.url, first).whoami()
     assert caught.value.status_code == 401

@@ -3,35 +3,42 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import jwt
 import pytest
+from label_studio_sdk.tokens.client_ext import TokensClientExt
 
 from ml_backend.label_studio import LabelStudioClient
 
 pytestmark = pytest.mark.slow
 
 
-class CountingClient(LabelStudioClient):
-    """The real client, counting its token exchanges."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.exchanges = 0
-        self._count_lock = threading.Lock()
-
-    def _exchange_pat(self) -> str:
-        with self._count_lock:
-            self.exchanges += 1
-        return super()._exchange_pat()
+def expire_access_token(client: LabelStudioClient) -> None:
+    """Make the client's cached access token one that expired a minute ago (as after five minutes)."""
+    expired = jwt.encode(
+        {"token_type": "access", "exp": int(time.time()) - 60}, "not-the-signing-key-of-label-studio", algorithm="HS256"
+    )
+    client.sdk._client_wrapper._tokens_client._access_token = expired
 
 
-def test_threads_share_one_client_and_one_token_refresh(label_studio):
+def test_threads_share_one_client_and_one_token_refresh(label_studio, monkeypatch: pytest.MonkeyPatch):
+    exchanges = []
+    lock = threading.Lock()
+    refresh = TokensClientExt.refresh
+
+    def counting(self, *args, **kwargs):
+        with lock:
+            exchanges.append(1)
+        return refresh(self, *args, **kwargs)
+
+    monkeypatch.setattr(TokensClientExt, "refresh", counting)
     with label_studio.login() as session:
         pat = session.create_personal_access_token()
-    client = CountingClient(label_studio.url, pat)
-    assert client.whoami()["email"] == label_studio.username and client.exchanges == 1
-    client._access = "expired-access-token"  # as after five minutes: every thread gets a 401 first
+    client = LabelStudioClient(label_studio.url, pat)
+    assert client.whoami()["email"] == label_studio.username and len(exchanges) == 1
+    expire_access_token(client)
     start = threading.Barrier(8)
 
     def call(_: int) -> str:
@@ -41,7 +48,7 @@ def test_threads_share_one_client_and_one_token_refresh(label_studio):
     with ThreadPoolExecutor(8) as pool:
         emails = list(pool.map(call, range(8)))
     assert emails == [label_studio.username] * 8
-    assert client.exchanges == 2  # one refresh for all eight threads
-    assert len(client._sessions) == 9  # each thread its own HTTP session (8 + this one)
+    assert len(exchanges) == 2  # one refresh for all eight threads
     client.close()
-    assert client.whoami()["email"] == label_studio.username  # usable again after close
+    assert client.whoami()["email"] == label_studio.username  # usable again after close (a new pool, a new token)
+    assert len(exchanges) == 3
