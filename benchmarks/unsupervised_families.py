@@ -1,6 +1,6 @@
 """Unsupervised segmenter vs a plain grey-level Gaussian mixture on every generator family.
 
-    .venv/bin/python -m benchmarks.unsupervised_families [--fields 8] [--size 512] [--before REV]
+    .venv/bin/python -m benchmarks.unsupervised_families [--fields 8] [--size 512] [--before REV] [--tuning]
 
 For each family of :mod:`ml_backend.synthetic.families` that imports, ``--fields`` fields of
 ``--size`` px are drawn from the test seeds (``TEST_SEED_START`` upwards, never tuned on) and
@@ -10,6 +10,7 @@ at git revision ``REV``. Printed per family and method: Hungarian mIoU (labels r
 the one-to-one matching that maximises IoU) and named mIoU (catalogue names as predicted),
 each the mean over fields of the per-field mIoU from :mod:`ml_backend.metrics`, and the
 seconds per field (fit + predict); then the named per-class IoU of this tree's segmenter.
+``--tuning`` draws the fields from seeds 0 upwards instead: tune there, report the test seeds.
 """
 
 from __future__ import annotations
@@ -111,14 +112,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fields", type=int, default=8, help="test fields per family")
     parser.add_argument("--size", type=int, default=512, help="field side in px")
     parser.add_argument("--before", metavar="REV", help="also run the unsupervised segmenter of this git revision")
+    parser.add_argument("--tuning", action="store_true", help="tuning seeds (from 0) instead of the test seeds")
     args = parser.parse_args(argv)
     catalogue = load_catalogue()
     methods: dict[str, SegmentFn] = {"grey GMM": lambda image: grey_gmm_segment(image, len(catalogue))}
     if args.before:
         methods[f"unsupervised {args.before}"] = segmenter_at(args.before, catalogue)
     methods["unsupervised"] = create_segmenter("unsupervised", catalogue).segment
-    seeds = range(TEST_SEED_START, TEST_SEED_START + args.fields)
-    print(f"{args.fields} test fields of {args.size} px per family (seeds from {TEST_SEED_START}); means over fields")
+    first = 0 if args.tuning else TEST_SEED_START
+    seeds = range(first, first + args.fields)
+    kind = "tuning" if args.tuning else "test"
+    print(f"{args.fields} {kind} fields of {args.size} px per family (seeds from {first}); means over fields")
     print(f"{'family':<14} {'method':<24} {'Hungarian mIoU':>14} {'named mIoU':>10} {'s/field':>8}")
     after: dict[str, Score] = {}
     totals: dict[str, list[Score]] = {name: [] for name in methods}
