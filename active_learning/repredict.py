@@ -44,23 +44,36 @@ def repredict_open_tasks(client: LabelStudioClient, predictor: Predictor, projec
             client.create_prediction(task["id"], prediction["result"], prediction["score"], prediction["model_version"])
             posted.append(task["id"])
             version = prediction["model_version"]
-    drop_duplicate_predictions(client, posted, version)
+    if posted:
+        drop_duplicate_predictions(client, project, version, posted)
     if details.get("model_version") != version:  # each PATCH makes Label Studio send a PROJECT_UPDATED webhook
         client.update_project(project, model_version=version)
     log.info("project %s: %d open tasks re-predicted with %s", project, len(posted), version)
     return len(posted)
 
 
-def drop_duplicate_predictions(client: LabelStudioClient, task_ids: Iterable[int], version: str) -> int:
+def drop_duplicate_predictions(
+    client: LabelStudioClient, project: int, version: str, task_ids: Iterable[int] | None = None
+) -> int:
     """Keep one prediction of ``version`` per task (the first stored, lowest id); returns how many were deleted.
 
     Label Studio's "retrieve predictions" (which asks the backend) and the worker's re-prediction
     can predict the same task at once, and Label Studio stores whatever it is sent. Whoever posts
     last and then calls this sees every copy, and both keep the same one, so a race leaves one.
+    The copies are read from one paged task listing (100 tasks per request), not per task.
+
+    Args:
+        client: Label Studio.
+        project: The project.
+        version: The model version whose copies are counted.
+        task_ids: Only these tasks (default: all of the project's).
     """
+    wanted = None if task_ids is None else set(task_ids)
     deleted = 0
-    for task_id in task_ids:
-        copies = sorted(p["id"] for p in client.task_predictions(task_id) if p.get("model_version") == version)
+    for task in client.list_tasks(project, full=True):
+        if wanted is not None and task["id"] not in wanted:
+            continue
+        copies = sorted(p["id"] for p in task.get("predictions") or () if p.get("model_version") == version)
         for prediction_id in copies[1:]:
             try:
                 client.delete_prediction(prediction_id)

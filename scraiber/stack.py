@@ -127,7 +127,7 @@ def bootstrap_project(
     predictions = client.retrieve_predictions(project_id)
     version = served_version(backend_url, project_id, label_config, basic_auth)
     # the harvest worker may have predicted the new connection's tasks at the same time
-    drop_duplicate_predictions(client, [t["id"] for t in client.list_tasks(project_id)], version)
+    drop_duplicate_predictions(client, project_id, version)
     client.update_project(project_id, model_version=version)
     add_uncertainty_tab(client, project_id)
     return Bootstrap(project_id, created, not connected, predictions, version)

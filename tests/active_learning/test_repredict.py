@@ -43,4 +43,4 @@ def test_a_task_predicted_twice_at_once_keeps_the_first_prediction_only(label_st
         assert [p["score"] for p in kept] == [0.25]  # the first stored copy, not the worker's
     assert older["id"] in {p["id"] for p in client.task_predictions(tasks[0])}  # other versions untouched
     assert client.get_project(project)["model_version"] == "fcn-new"
-    assert drop_duplicate_predictions(client, tasks, "fcn-new") == 0  # idempotent: the other side finds nothing
+    assert drop_duplicate_predictions(client, project, "fcn-new") == 0  # idempotent: the other side finds nothing
