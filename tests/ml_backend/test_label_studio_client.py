@@ -111,6 +111,45 @@ def test_unreachable_server_is_a_label_studio_error_without_status(offline_clien
     assert "abcdef123456" not in str(caught.value)
 
 
+class _FlakyServer(BaseHTTPRequestHandler):
+    """Answers every first request to a path with 503, later ones with a JSON body; counts requests per path."""
+
+    counts: dict[str, int] = {}
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?")[0]
+        self.counts[path] = self.counts.get(path, 0) + 1
+        status, body = (503, b'{"detail": "busy"}') if self.counts[path] == 1 else (200, b'{"id": 1, "email": "a@b"}')
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_gets_are_retried_and_posts_are_sent_once():
+    """A busy server: a GET is repeated, a POST is not (a repeated POST could store an annotation twice)."""
+    _FlakyServer.counts = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with LabelStudioClient(f"http://127.0.0.1:{server.server_port}", "abcdef123456", timeout=5) as client:
+            assert client.whoami()["email"] == "a@b"
+            with pytest.raises(LabelStudioError, match="HTTP 503: busy") as caught:
+                client.create_prediction(1, [], 0.5, "v1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert caught.value.status_code == 503
+    assert _FlakyServer.counts == {"/api/current-user/whoami": 2, "/api/predictions/": 1}
+
+
 # -- authentication ----------------------------------------------------------------------
 
 
