@@ -9,7 +9,6 @@ on it.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from importlib.metadata import entry_points
@@ -17,6 +16,7 @@ from importlib.metadata import entry_points
 import click
 
 from ml_backend.label_studio import LabelStudioError
+from scraiber.logs import configure_logging
 from scraiber.processes import ProcessError
 
 #: Errors a user can act on: printed as one line, exit code 1.
@@ -73,9 +73,7 @@ def exit_on_sigterm() -> None:
 @click.pass_context
 def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """scrAiber: pre-annotations and active learning for BSE images of thin sections."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not verbose:  # Alembic announces its plugins at INFO on every start
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(verbose)
     ctx.ensure_object(dict)
     exit_on_sigterm()
 

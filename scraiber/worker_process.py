@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from active_learning.db import upgrade_database
+from scraiber.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ def _forget_dead_fork_server() -> None:
 
 
 def _run_forked(settings: Any) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     run_worker(settings, os.getppid())  # the fork server: it exits when the backend does
 
 
