@@ -10,8 +10,8 @@ what to do and never contains the key. The SDK does the rest:
   organisation, see :meth:`LabelStudioLogin.update_jwt_settings`) or a Personal Access
   Token (a JWT refresh token), which the SDK exchanges at ``POST /api/token/refresh/``
   for a 5-minute access token and exchanges again, once for all threads, when it expires;
-* GETs are retried on connection errors and 5xx answers; nothing else is (an annotation
-  must not be stored twice);
+* API GETs are retried on connection errors and 5xx answers; nothing else is (an annotation
+  must not be stored twice; a file download fails at once);
 * one ``httpx`` connection pool, safe to share between threads.
 
 Three calls have no SDK method and go through the SDK's own HTTP client (the one its
@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
 
 import httpx
@@ -53,7 +53,6 @@ _UPLOAD_BATCH_BYTES = 200 * 2**20  # and 250 MiB per request (DATA_UPLOAD_MAX_ME
 _MAX_REDIRECTS = 3
 _PAGE_SIZE = 100
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
-_T = TypeVar("_T")
 
 
 class LabelStudioError(RuntimeError):
@@ -86,6 +85,8 @@ def is_personal_access_token(key: str) -> bool:
 
 def _body_detail(body: Any) -> str:
     """A short readable reason from the body of a Label Studio error answer."""
+    if body is None:
+        return "no details"
     if isinstance(body, str | bytes):
         text = " ".join((body.decode(errors="replace") if isinstance(body, bytes) else body).split())
         return text[:300] or "no details"
@@ -98,12 +99,14 @@ def _body_detail(body: Any) -> str:
     return detail or json.dumps(body, default=str)[:300]
 
 
-def _error_detail(response: requests.Response | httpx.Response) -> str:
-    """A short readable reason from a Label Studio error answer."""
+def _answer_body(response: requests.Response | httpx.Response) -> Any:
+    """An answer's parsed JSON, its text when it is not JSON, None when it is empty (read it first)."""
+    if not response.content:
+        return None
     try:
-        return _body_detail(response.json())
+        return response.json()
     except ValueError:
-        return _body_detail(response.text)
+        return response.text
 
 
 def _error_hint(status: int, detail: str, scheme: str) -> str:
@@ -554,7 +557,7 @@ class LabelStudioClient:
                 with http.stream("GET", url, headers=headers, timeout=self.timeout) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise ApiError(status_code=response.status_code, body=_error_detail(response))
+                        raise ApiError(status_code=response.status_code, body=_answer_body(response))
                     if not response.is_redirect:
                         return self._read_limited(response, url_or_path, max_bytes)
                     if not follow_redirects:
@@ -583,7 +586,7 @@ class LabelStudioClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _call(self, what: str, call: Callable[[LabelStudio], _T]) -> Any:
+    def _call(self, what: str, call: Callable[[LabelStudio], Any]) -> Any:
         """Run ``call`` on the SDK client; its answer as plain JSON, its failures as :class:`LabelStudioError`.
 
         ``what`` is ``"METHOD /path"`` for the messages.
@@ -617,16 +620,11 @@ class LabelStudioClient:
             http = ls._client_wrapper.httpx_client  # what the SDK's generated raw clients call
             options = None if method == "GET" else _ONCE
             response = http.request(path, method=method, request_options=options, **kwargs)
-            body: Any = response.text
-            try:
-                body = response.json() if response.content else None
-            except ValueError:
-                if response.status_code < 400:
-                    raise ApiError(
-                        status_code=response.status_code, body=f"not JSON: {response.text[:200]!r}"
-                    ) from None
+            body = _answer_body(response)
             if response.status_code >= 400:
                 raise ApiError(status_code=response.status_code, body=body)
+            if isinstance(body, str):
+                raise ApiError(status_code=response.status_code, body=f"not JSON: {body[:200]!r}")
             return body
 
         return self._call(f"{method} /{path}", send)
@@ -721,7 +719,7 @@ class LabelStudioLogin:
             raise LabelStudioError(f"cannot reach Label Studio at {self.url}: {exc}", None, method, path) from exc
         if response.status_code >= 400:
             raise LabelStudioError(
-                f"Label Studio {method} {path} failed with HTTP {response.status_code}: {_error_detail(response)}",
+                f"Label Studio {method} {path} failed with HTTP {response.status_code}: {_body_detail(_answer_body(response))}",
                 response.status_code,
                 method,
                 path,
