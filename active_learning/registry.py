@@ -27,8 +27,8 @@ from mlflow.exceptions import MlflowException
 
 from active_learning.champion import FORGETTING_TOLERANCE, ChampionRule, decide
 from active_learning.model_files import CONFIG_FILE, WEIGHTS_FILE, weights_folder
+from active_learning.settings_protocols import TrackingSettings
 from active_learning.tracking import MODEL_ARTIFACT_PATH, TAG_PREFIX, mlflow_client
-from ml_backend.settings import Settings
 
 TAG_VAL_MIOU = f"{TAG_PREFIX}val_miou"
 TAG_VALIDATION_SET = f"{TAG_PREFIX}validation_set"
@@ -95,7 +95,7 @@ class ModelRegistry:
         self.cache_dir = Path(cache_dir)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ModelRegistry:
+    def from_settings(cls, settings: TrackingSettings) -> ModelRegistry:
         """The registry for ``settings.model_name`` / ``champion_alias``, caching under ``data_dir/models``."""
         return cls(mlflow_client(settings), settings.model_name, settings.champion_alias, settings.data_dir / "models")
 

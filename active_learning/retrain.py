@@ -51,6 +51,7 @@ import torch
 from active_learning.harvest_log import LABEL, HarvestLog, HarvestRecord
 from active_learning.registry import ModelRegistry
 from active_learning.repredict import repredict_open_tasks
+from active_learning.settings_protocols import CycleSettings
 from active_learning.store import ArtefactStore
 from active_learning.tracking import start_run
 from active_learning.training import HarvestedSample, TrainConfig, run_training
@@ -63,7 +64,6 @@ from ml_backend.fcn import FCNSegmenter, load_fcn, shipped_model_path
 from ml_backend.image_source import ImageSource
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.predictor import Predictor
-from ml_backend.settings import Settings
 
 log = logging.getLogger(__name__)
 HELD_OUT_SHARE = 5  # one labelled task in five is kept for validation (see held_out_tasks)
@@ -212,7 +212,7 @@ class RetrainCycle:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: CycleSettings,
         catalogue: Catalogue,
         harvests: HarvestLog,
         store: ArtefactStore,
@@ -389,35 +389,3 @@ class RetrainScheduler:
                     self.cycle.run(reason)
             except Exception:  # keep the scheduler alive; the failure is in the log and the runs table
                 log.exception("retraining check failed")
-
-
-def modal_trainer(
-    config: TrainConfig,
-    settings: Settings,
-    *,
-    harvested: list[HarvestedSample],
-    validation_extra: list[ValidationSample],
-    store: ArtefactStore,
-    **_: Any,
-) -> Any:
-    """``run_training`` on a Modal GPU: the samples and the initial model travel through the S3 store."""
-    from active_learning.modal_app import run_training_on_modal
-
-    prefix = f"retrain/{time.strftime('%Y%m%d-%H%M%S')}"
-    train_keys = []
-    for i, sample in enumerate(harvested):
-        train_keys.append(f"{prefix}/train-{i:05d}.npz")
-        store.put_arrays(train_keys[-1], {"image": sample.image, "label": sample.label, "weight": sample.weight})
-    val_keys = []
-    for i, val_sample in enumerate(validation_extra):
-        val_keys.append(f"{prefix}/val-{i:05d}.npz")
-        store.put_arrays(val_keys[-1], {"image": val_sample.image, "label": val_sample.label})
-    init_key = None
-    if config.init_from:
-        init_key = f"{prefix}/init"
-        for name in ("weights.safetensors", "config.json"):
-            store.put_file(f"{init_key}/{name}", Path(config.init_from) / name)
-    return run_training_on_modal(
-        config.replace(init_from=None, checkpoint_dir=None), settings,
-        harvested=train_keys, validation=val_keys, init_key=init_key,
-    )  # fmt: skip

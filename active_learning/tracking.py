@@ -2,7 +2,7 @@
 
 Everything goes through an explicit :class:`mlflow.MlflowClient` built from the settings
 (no process-global ``mlflow.set_tracking_uri``). The tracking URI is
-``Settings.resolved_mlflow_uri``: by default a SQLite file under the data dir with
+``settings.resolved_mlflow_uri``: by default a SQLite file under the data dir with
 artefacts in ``<data_dir>/mlartifacts/<experiment>``; when it names an MLflow server, the server keeps
 the artefacts (``--artifacts-destination s3://...``)::
 
@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from mlflow import MlflowClient
@@ -36,7 +36,9 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from active_learning.fingerprints import fingerprint
 from active_learning.model_files import WEIGHTS_FILE, save_model_dir, weights_folder
-from ml_backend.settings import Settings
+
+if TYPE_CHECKING:
+    from active_learning.settings_protocols import TrackingSettings
 
 TAG_PREFIX = "scraiber."
 MODEL_ARTIFACT_PATH = "model"
@@ -44,7 +46,7 @@ WEIGHTS_SHA256_TAG = f"{TAG_PREFIX}weights_sha256"
 _UNSAFE_NAME = re.compile(r"[^\w\-. /:]")
 
 
-def mlflow_client(settings: Settings) -> MlflowClient:
+def mlflow_client(settings: TrackingSettings) -> MlflowClient:
     """An MLflow client for ``settings.resolved_mlflow_uri`` (tracking and registry alike).
 
     Creates the data dir when the URI is the embedded SQLite default.
@@ -55,7 +57,7 @@ def mlflow_client(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def artifact_location(settings: Settings, experiment_name: str) -> str | None:
+def artifact_location(settings: TrackingSettings, experiment_name: str) -> str | None:
     """Artefact root for a new experiment: the server's choice for ``http(s)`` URIs, else ``<data_dir>/mlartifacts/<name>``."""
     if settings.resolved_mlflow_uri.startswith(("http://", "https://")):
         return None
@@ -213,7 +215,7 @@ class TrainingRun:
 
 @contextmanager
 def start_run(
-    settings: Settings,
+    settings: TrackingSettings,
     *,
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,

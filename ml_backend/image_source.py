@@ -40,7 +40,7 @@ from ml_backend.memory_budget import MemoryBudget
 from ml_backend.s3 import s3_client_from
 
 if TYPE_CHECKING:
-    from ml_backend.settings import Settings
+    from ml_backend.settings_protocols import ImageSettings
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _display_name(url: str) -> str:
         return parts.path or url
 
 
-def image_source_from(settings: Settings, budget: MemoryBudget | None = None) -> ImageSource:
+def image_source_from(settings: ImageSettings, budget: MemoryBudget | None = None) -> ImageSource:
     """Where task images may come from, as configured (each decoded image reserves ``budget``)."""
     client = None
     if settings.label_studio_api_key is not None:

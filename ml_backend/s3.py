@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ml_backend.settings import Settings
+    from ml_backend.settings_protocols import S3Settings
 
 
 def s3_client(
@@ -67,7 +67,7 @@ def s3_client(
     return session.client("s3", endpoint_url=endpoint_url, config=config)
 
 
-def s3_client_from(settings: Settings, **network: Any) -> Any:
+def s3_client_from(settings: S3Settings, **network: Any) -> Any:
     """:func:`s3_client` with the endpoint, region, profile and any explicit keys of ``settings``."""
     secret = settings.aws_secret_access_key.get_secret_value() if settings.aws_secret_access_key else None
     token = settings.aws_session_token.get_secret_value() if settings.aws_session_token else None

@@ -1,10 +1,9 @@
 """The ``scraiber`` command line.
 
-Commands live in the room they belong to and are found through entry point groups
-in ``pyproject.toml`` (``scraiber.commands`` for top-level commands and
-``scraiber.bench`` for benchmarks). They are imported only when invoked, so
-``scraiber --help`` stays fast and this module never imports a room that depends
-on it.
+Commands live in :mod:`scraiber.commands` (benchmarks in ``benchmarks``) and are found
+through entry point groups in ``pyproject.toml`` (``scraiber.commands`` for top-level
+commands and ``scraiber.bench`` for benchmarks). They are imported only when invoked, so
+``scraiber --help`` stays fast.
 """
 
 from __future__ import annotations

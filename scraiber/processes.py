@@ -237,7 +237,8 @@ class ManagedProcess:
 
     def _group_alive(self, pgid: int) -> bool:
         """True while any process of the group exists (a zombie leader is reaped first)."""
-        self._popen.poll()
+        if self._popen is not None:
+            self._popen.poll()
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:

@@ -35,7 +35,7 @@ from ml_backend.memory_budget import (
 from ml_backend.predictor import Predictor
 from ml_backend.refine import InteractiveRefiner
 from ml_backend.segmenters import Segmenter
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 from scraiber.wiring import basic_auth
 
 log = logging.getLogger(__name__)

@@ -29,11 +29,11 @@ from active_learning.repredict import drop_duplicate_predictions
 from label_config import Catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.label_studio import LabelStudioClient
-from ml_backend.local_stack import STACK_FILE, LocalStack, running_stack
-from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section, write_section
 from scraiber.label_studio_server import LabelStudioAccount, LabelStudioServer
+from scraiber.local_stack import STACK_FILE, LocalStack, running_stack
 from scraiber.processes import ManagedProcess, ProcessError
+from scraiber.settings import Settings
 from tracking_analysis.snapshot import QUESTIONNAIRE_PROJECT
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def backend_process(env: dict[str, str], port: int, log_path: Path, secrets: lis
 def run_stack(settings: Settings, catalogue: Catalogue, port: int, backend_port: int, n_fields: int, echo) -> None:
     """Start Label Studio and the backend, bootstrap the demo, and wait until Ctrl-C, SIGTERM or SIGHUP.
 
-    While it runs, ``<data dir>/stack.json`` (:mod:`ml_backend.local_stack`) lets commands started
+    While it runs, ``<data dir>/stack.json`` (:mod:`scraiber.local_stack`) lets commands started
     with the same data dir find Label Studio and its API key. Every way of stopping it stops both
     servers and removes that record.
 

@@ -13,7 +13,7 @@ from active_learning.harvest_log import HarvestLog
 from active_learning.pseudonyms import resolve_key
 from active_learning.reconcile import Reconciler
 from active_learning.registry import ModelRegistry
-from active_learning.retrain import RetrainCycle, modal_trainer
+from active_learning.retrain import RetrainCycle
 from active_learning.served_model import ServedModel
 from active_learning.store import open_store
 from active_learning.strategies import create_scorer
@@ -24,7 +24,7 @@ from label_config import load_catalogue
 from ml_backend.image_source import image_source_from
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.predictor import Predictor
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 
 
 def basic_auth(settings: Settings) -> tuple[str, str] | None:
@@ -44,7 +44,7 @@ def basic_auth(settings: Settings) -> tuple[str, str] | None:
 
 
 def build_worker(settings: Any) -> Worker:
-    """The worker for ``settings`` (a :class:`ml_backend.settings.Settings`).
+    """The worker for ``settings`` (a :class:`scraiber.settings.Settings`).
 
     Raises:
         ValueError: if no Label Studio API key is configured (nothing could be harvested).
@@ -79,7 +79,11 @@ def build_cycle(
     harvester = worker.harvester
     trainer: Callable[..., Any] = run_training
     if settings.train_on == "modal":
+        from scraiber.modal_app import modal_trainer  # declares the Modal app: only when it trains there
+
         trainer = functools.partial(modal_trainer, store=harvester.store)
+    if settings.label_studio_api_key is None:
+        raise ValueError("retraining posts predictions to Label Studio: set LABEL_STUDIO_API_KEY")
     client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), 120)
     return RetrainCycle(
         settings, harvester.catalogue, harvester.harvests, harvester.store, worker.training, client,

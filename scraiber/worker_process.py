@@ -185,7 +185,7 @@ def _forget_dead_fork_server() -> None:
     """
     from multiprocessing import forkserver
 
-    server = forkserver._forkserver  # noqa: SLF001 - the module's singleton; no public reset exists
+    server: Any = forkserver._forkserver  # noqa: SLF001 - the module's singleton; no public reset exists
     with server._lock:  # noqa: SLF001
         pid = server._forkserver_pid  # noqa: SLF001
         if pid is None:
@@ -220,7 +220,7 @@ def stop_worker_process(process: subprocess.Popen, grace: float = 10.0) -> None:
 @click.pass_context
 def worker_command(ctx: click.Context, parent_pid: int | None) -> None:
     """Harvest implicit labels from stored webhook events, reconcile with Label Studio, retrain when due."""
-    from ml_backend.settings import settings_from
+    from scraiber.settings import settings_from
 
     run_worker(settings_from(ctx), parent_pid)
 

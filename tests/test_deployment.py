@@ -12,8 +12,8 @@ import pytest
 import requests
 import yaml
 
-from ml_backend.settings import Settings
 from scraiber.label_studio_server import banned_subnets_except
+from scraiber.settings import Settings
 
 ROOT = Path(__file__).parents[1]
 REQUIRED = {
@@ -24,7 +24,7 @@ REQUIRED = {
     "S3_ACCESS_KEY": "s3-access-4711",
     "S3_SECRET_KEY": "s3-secret-4711",
 }
-# read by libraries, not by the settings object (documented in docs/settings.md: ml_backend.settings_reference)
+# read by libraries, not by the settings object (documented in docs/settings.md: scraiber.settings_reference)
 LIBRARY_VARIABLES = {"MLFLOW_S3_ENDPOINT_URL"}
 
 
@@ -151,10 +151,10 @@ def test_build_context_is_only_what_the_image_copies():
 
 def test_settings_reference_is_generated_from_the_settings_object():
     """``docs/settings.md`` is :func:`settings_markdown` (generated from ``Settings``), and every field says what it is."""
-    from ml_backend.settings_reference import REGENERATE, settings_markdown
+    from scraiber.settings_reference import REGENERATE, settings_markdown
 
     undescribed = sorted(name for name, field in Settings.model_fields.items() if not (field.description or "").strip())
-    assert not undescribed, f"give these fields of ml_backend/settings.py a description=: {undescribed}"
+    assert not undescribed, f"give these fields of scraiber/settings.py a description=: {undescribed}"
     reference = (ROOT / "docs" / "settings.md").read_text()
     assert reference == settings_markdown(), f"docs/settings.md is out of date: regenerate it with `{REGENERATE}`"
     undocumented = sorted(name for name in _aliases() | LIBRARY_VARIABLES if f"`{name}`" not in reference)

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from ml_backend.image_source import ImageSource, ImageSourceError, image_source_from
 from ml_backend.label_studio import LabelStudioClient
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from active_learning.fingerprints import fingerprint
 from active_learning.model_files import PYFUNC_WEIGHTS
+from active_learning.settings_protocols import DEFAULT_MODEL_NAME, TrackingSettings
 from label_config import Catalogue
-from ml_backend.settings import Settings
 
 _REGISTERED = re.compile(r"^(?P<name>.+)-v(?P<number>\d+)(?P<fast>\+fast-.+)?$")
 _SHIPPED = re.compile(r"^fcn-(?P<sha>[0-9a-f]{12})(?P<fast>\+fast-.+)?$")
@@ -64,9 +64,9 @@ class ModelLookup:
         shipped: Shipped weights files (their SHA-256 prefix names ``fcn-...`` versions).
     """
 
-    def __init__(self, settings: Settings | None, shipped: list[Path] | None = None) -> None:
+    def __init__(self, settings: TrackingSettings | None, shipped: list[Path] | None = None) -> None:
         self.settings = settings
-        self.model_name = settings.model_name if settings is not None else Settings.model_fields["model_name"].default
+        self.model_name = settings.model_name if settings is not None else DEFAULT_MODEL_NAME
         self._shipped = shipped
         self._cache: dict[str, ModelProvenance] = {}
         self._client: Any = None
@@ -176,7 +176,7 @@ def _model_root(weights: Path) -> Path:
     return weights
 
 
-def resolve_reference(ref: str, settings: Settings) -> tuple[str, str | None, int | None]:
+def resolve_reference(ref: str, settings: TrackingSettings) -> tuple[str, str | None, int | None]:
     """(registered name, alias, version) of ``champion``, ``models:/NAME@ALIAS`` or ``models:/NAME/N``.
 
     Raises:
@@ -191,7 +191,7 @@ def resolve_reference(ref: str, settings: Settings) -> tuple[str, str | None, in
     return match.group("name"), match.group("alias"), int(number) if number else None
 
 
-def export_model(ref: str, settings: Settings, catalogue: Catalogue, out: Path) -> dict[str, Any]:
+def export_model(ref: str, settings: TrackingSettings, catalogue: Catalogue, out: Path) -> dict[str, Any]:
     """Copy a registered model into ``out/model`` and write ``out/MODEL_CARD.md`` + ``out/model_card.json``.
 
     Returns:

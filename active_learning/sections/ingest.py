@@ -24,12 +24,12 @@ import imagecodecs
 from tqdm.auto import tqdm
 
 from active_learning.sections.targets import ImportTarget, TileTarget, UploadTarget
+from active_learning.settings_protocols import IngestSettings
 from active_learning.store import LocalArtefactStore, open_store
 from label_config.catalogue import Catalogue
 from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioClient, LabelStudioError
 from ml_backend.mosaic.reader import MosaicReader
-from ml_backend.settings import Settings
 from ml_backend.tiling import tile_windows
 
 STORAGES = ("upload", "local-files", "s3")
@@ -82,7 +82,7 @@ def local_files_target(document_root: Path, folder: str) -> ImportTarget:
 
 
 def make_target(
-    storage: str, settings: Settings, local_folder: str = "scraiber-sections", s3_uri: str | None = None
+    storage: str, settings: IngestSettings, local_folder: str = "scraiber-sections", s3_uri: str | None = None
 ) -> TileTarget:
     """The tile target for ``storage`` (one of :data:`STORAGES`), configured from ``settings``.
 

@@ -22,7 +22,7 @@ from active_learning.store.base import (
 from active_learning.store.local import LocalArtefactStore
 from active_learning.store.s3 import S3ArtefactStore
 from ml_backend.s3 import s3_client_from
-from ml_backend.settings import Settings
+from ml_backend.settings_protocols import S3Settings
 
 __all__ = [
     "ArtefactAccessError",
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-def _open_s3(uri: str, settings: Settings, create_bucket: bool) -> ArtefactStore:
+def _open_s3(uri: str, settings: S3Settings, create_bucket: bool) -> ArtefactStore:
     parts = urlsplit(uri)
     if not parts.netloc:
         raise ValueError(f"S3 artefact URI {uri!r} has no bucket; write s3://BUCKET/PREFIX")
@@ -49,17 +49,17 @@ def _open_s3(uri: str, settings: Settings, create_bucket: bool) -> ArtefactStore
     )
 
 
-def _open_file(uri: str, settings: Settings, create_bucket: bool) -> ArtefactStore:
+def _open_file(uri: str, settings: S3Settings, create_bucket: bool) -> ArtefactStore:
     parts = urlsplit(uri)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(f"file URI {uri!r} names host {parts.netloc!r}; only local files (file:///path) work")
     return LocalArtefactStore(Path(unquote(parts.path)))
 
 
-_SCHEMES: dict[str, Callable[[str, Settings, bool], ArtefactStore]] = {"s3": _open_s3, "file": _open_file}
+_SCHEMES: dict[str, Callable[[str, S3Settings, bool], ArtefactStore]] = {"s3": _open_s3, "file": _open_file}
 
 
-def open_store(uri: str, settings: Settings, *, create_bucket: bool = False) -> ArtefactStore:
+def open_store(uri: str, settings: S3Settings, *, create_bucket: bool = False) -> ArtefactStore:
     """Open the artefact store named by ``uri``.
 
     Args:

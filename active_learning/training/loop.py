@@ -39,7 +39,7 @@ from ml_backend.fcn.segmenter import FCNPredictor, resolve_device, use_torch_thr
 from ml_backend.metrics import confusion_matrix, tile_miou
 
 if TYPE_CHECKING:
-    from ml_backend.settings import Settings
+    from active_learning.settings_protocols import TrainingSettings
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def default_class_weights(samples: list[ValidationSample], n_classes: int) -> li
     return [round(float(w), 4) for w in weights / weights.mean()]
 
 
-def _checkpoint_dir(config: TrainConfig, settings: Settings | None) -> Path:
+def _checkpoint_dir(config: TrainConfig, settings: TrainingSettings | None) -> Path:
     if config.checkpoint_dir:
         return Path(config.checkpoint_dir)
     root = settings.data_dir if settings is not None else Path(".scraiber")
@@ -137,7 +137,7 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, directory: Path
 
 
 @contextmanager
-def _tracking(settings: Settings | None, register: bool, config: TrainConfig) -> Iterator[TrainingLog]:
+def _tracking(settings: TrainingSettings | None, register: bool, config: TrainConfig) -> Iterator[TrainingLog]:
     if not register:
         yield NullLog()
         return
@@ -151,7 +151,7 @@ def _tracking(settings: Settings | None, register: bool, config: TrainConfig) ->
 
 def run_training(
     config: TrainConfig,
-    settings: Settings | None = None,
+    settings: TrainingSettings | None = None,
     *,
     catalogue: Catalogue | None = None,
     out: Path | None = None,

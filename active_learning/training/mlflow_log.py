@@ -14,22 +14,22 @@ from contextlib import contextmanager
 import torch
 
 from active_learning.registry import ModelRegistry
+from active_learning.settings_protocols import TrackingSettings
 from active_learning.tracking import TrainingRun, start_run
 from active_learning.training.config import TrainConfig
 from active_learning.training.result import TrainingResult
-from ml_backend.settings import Settings
 
 
 class MlflowTrainingLog:
     """A ``TrainingLog`` writing to one MLflow run."""
 
-    def __init__(self, settings: Settings, run: TrainingRun) -> None:
+    def __init__(self, settings: TrackingSettings, run: TrainingRun) -> None:
         self.settings = settings
         self.run = run
 
     @classmethod
     @contextmanager
-    def open(cls, settings: Settings, config: TrainConfig) -> Iterator[MlflowTrainingLog]:
+    def open(cls, settings: TrackingSettings, config: TrainConfig) -> Iterator[MlflowTrainingLog]:
         """A log on a new run of experiment ``settings.model_name`` (ended FAILED if training raises)."""
         tags = {"scraiber.kind": "fcn-training", "scraiber.arch": config.arch}
         with start_run(settings, run_name=f"train-{config.arch}", tags=tags) as run:

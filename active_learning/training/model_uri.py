@@ -13,11 +13,11 @@ from pathlib import Path
 
 from active_learning.model_files import WEIGHTS_FILE, weights_folder
 from active_learning.registry import ModelRegistry
+from active_learning.settings_protocols import TrackingSettings
 from active_learning.tracking import mlflow_client
-from ml_backend.settings import Settings
 
 
-def resolve_mlflow_uri(uri: str, settings: Settings) -> Path:
+def resolve_mlflow_uri(uri: str, settings: TrackingSettings | None) -> Path:
     """Download (once, cached under ``data_dir/models``) the model folder of an MLflow URI.
 
     Accepts ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``models:/NAME`` (the champion

@@ -14,7 +14,7 @@ from active_learning.harvest_log import LABEL, HarvestLog, HarvestRecord
 from active_learning.store import open_store
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 from tests.active_learning.fake_label_studio import brush_result
 
 CATALOGUE = load_catalogue()

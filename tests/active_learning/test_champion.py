@@ -18,7 +18,7 @@ from active_learning.champion import (
 from active_learning.harvest_log import LABEL, HarvestRecord
 from active_learning.registry import TAG_VAL_PER_TILE, ModelRegistry
 from active_learning.retrain import champion_tasks, held_out_tasks
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 from tests.active_learning.test_tracking import log_version
 
 

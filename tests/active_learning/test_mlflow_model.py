@@ -20,8 +20,8 @@ from active_learning.registry import ModelRegistry
 from active_learning.tracking import mlflow_client, start_run
 from label_config import load_catalogue
 from ml_backend.fcn import FCNSegmenter, load_fcn, shipped_model_path
-from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section
+from scraiber.settings import Settings
 from tests.active_learning.test_tracking import backend  # noqa: F401 - the embedded / MLflow-server fixture
 
 

@@ -10,7 +10,7 @@ from active_learning.retrain import RetrainCycle, held_out_tasks
 from active_learning.training_queue import TrainingQueue
 from label_config import load_catalogue
 from ml_backend.image_source import ImageSource
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 
 
 def _cycle(tmp_path, **settings) -> RetrainCycle:

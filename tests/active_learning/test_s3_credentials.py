@@ -13,7 +13,7 @@ from PIL import Image
 
 from active_learning.store import ArtefactAccessError, open_store
 from ml_backend.image_source import image_source_from
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 
 pytestmark = pytest.mark.slow
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",

@@ -17,8 +17,8 @@ from label_config.generate import CONFIG_DIR
 from ml_backend.brush import mask_to_rle
 from ml_backend.mosaic.reader import MosaicReader
 from ml_backend.mosaic.synthetic import write_synthetic_mosaic
-from ml_backend.settings import Settings
 from scraiber.cli import main
+from scraiber.settings import Settings
 
 CATALOGUE = load_catalogue()
 WIDTH, HEIGHT, TILE, OVERLAP = 600, 500, 256, 32

@@ -10,8 +10,8 @@ from active_learning.served_model import ServedModel
 from active_learning.tracking import start_run
 from label_config import load_catalogue
 from ml_backend.fcn import load_fcn, shipped_model_path
-from ml_backend.settings import Settings
 from scraiber.serve import build_services
+from scraiber.settings import Settings
 
 
 class Clock:

@@ -20,8 +20,8 @@ from active_learning.store import (
     S3ArtefactStore,
     open_store,
 )
-from ml_backend.settings import Settings
 from scraiber.processes import free_port
+from scraiber.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_KEYS = [

@@ -15,7 +15,7 @@ import torch
 from active_learning.model_files import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, save_model_dir
 from active_learning.registry import ModelNotFoundError, ModelRegistry
 from active_learning.tracking import fingerprint, flatten, mlflow_client, start_run
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 
 
 @dataclass

@@ -21,9 +21,9 @@ from active_learning.training.loss import SegmentationLoss
 from active_learning.training.validation import ValidationSample, evaluation, synthetic_validation_set, validation_set
 from label_config.catalogue import load_catalogue
 from ml_backend.fcn import FCNConfig, FCNSegmenter, load_fcn
-from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section
 from scraiber.cli import main
+from scraiber.settings import Settings
 
 CAT = load_catalogue()
 LN2 = math.log(2.0)

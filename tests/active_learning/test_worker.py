@@ -19,8 +19,8 @@ from active_learning.worker import Worker, WorkerLease, is_transient
 from label_config import load_catalogue
 from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioError
-from ml_backend.settings import Settings
 from scraiber.cli import main
+from scraiber.settings import Settings
 from tests.active_learning.fake_label_studio import MINERALS_XML, FakeLabelStudio, brush_result
 
 CATALOGUE = load_catalogue()

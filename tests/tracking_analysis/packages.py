@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from label_config import load_catalogue
-from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section
 from scraiber.cli import main
+from scraiber.settings import Settings
 from tests.tracking_analysis.record_session import DATA, SEEDS, SIZE
 
 CREATOR = "Carberry, Josiah|0000-0002-1825-0097|Brown University https://ror.org/05gq02987"

@@ -11,8 +11,8 @@ import pytest
 
 from label_config import load_catalogue
 from ml_backend.fcn import FCNSegmenter, load_fcn, shipped_model_path
-from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section
+from scraiber.settings import Settings
 from tests.active_learning.test_mlflow_model import register_shipped_champion
 from tests.tracking_analysis.packages import export_session, session_images
 from tracking_analysis.datapackage import validate_package

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ml_backend.settings import Settings
 from scraiber.cli import main
+from scraiber.settings import Settings
 from tests.tracking_analysis.fake_zenodo import FakeZenodo
 from tests.tracking_analysis.packages import CREATOR, export_session, session_images
 from tracking_analysis.zenodo import ZenodoClient, ZenodoError

@@ -20,8 +20,8 @@ from active_learning.simulated_expert import TruthLookup
 from active_learning.store import LocalArtefactStore
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
-from ml_backend.settings import Settings
 from scraiber.cli import main
+from scraiber.settings import Settings
 from scraiber.stack import bootstrap_questionnaire
 from tests.tracking_analysis.record_session import ANSWERS, DATA, PSEUDONYM_KEY, SEEDS, record_session
 from tracking_analysis.datapackage import read_labels, validate_package

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from skimage.draw import disk
 
 from label_config.catalogue import load_catalogue
-from ml_backend.crystals.command import parse_sizes
 from ml_backend.masks import write_mask
-from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section, write_section
 from scraiber.cli import main
+from scraiber.commands.crystals import parse_sizes
+from scraiber.settings import Settings
 
 CAT = load_catalogue()
 GROUNDMASS, OLIVINE, CPX = CAT.index_of("Groundmass"), CAT.index_of("Olivine"), CAT.index_of("Clinopyroxene")

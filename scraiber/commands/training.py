@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import click
 
 from active_learning.training.config import TrainConfig
-
-_MODAL_MODULE = "active_learning.modal_app"
-_MODAL_FUNCTION = "run_training_on_modal"
-
-
-def _settings(ctx: click.Context, needed: bool):
-    """The invocation's settings, or None where pydantic-settings is missing and none are needed."""
-    try:
-        from ml_backend.settings import settings_from
-    except ImportError as exc:
-        if needed:
-            raise ValueError(f"registering or --on modal needs the full installation ({exc})") from None
-        return None
-    return settings_from(ctx)
-
-
-def _run_on_modal(config: TrainConfig, settings):
-    if importlib.util.find_spec(_MODAL_MODULE) is None:
-        raise ValueError(
-            f"--on modal needs the Modal app {_MODAL_MODULE.replace('.', '/')}.py with a function "
-            f"`{_MODAL_FUNCTION}(config: TrainConfig, settings: Settings) -> TrainingResult` that runs "
-            "active_learning.training.run_training remotely; it is not in this installation yet: use --on local"
-        )
-    module = importlib.import_module(_MODAL_MODULE)
-    if not hasattr(module, _MODAL_FUNCTION):
-        raise ValueError(f"{_MODAL_MODULE} has no function {_MODAL_FUNCTION}(config, settings); use --on local")
-    return getattr(module, _MODAL_FUNCTION)(config, settings)
+from scraiber.settings import settings_from
 
 
 @click.command("train")
@@ -89,9 +62,11 @@ def train_command(ctx: click.Context, config_file: Path | None, steps: int | Non
     config = config.replace(**changes)
     if hold_out:
         config = config.without_families(hold_out)
-    settings = _settings(ctx, needed=register or where == "modal")
+    settings = settings_from(ctx)
     if where == "modal":
-        result = _run_on_modal(config, settings)
+        from scraiber.modal_app import run_training_on_modal  # declares the Modal app: only when asked for
+
+        result = run_training_on_modal(config, settings)
     else:
         result = run_training(config, settings, out=out, register=register, progress=not quiet)
     click.echo(f"model: {result.model_path}")

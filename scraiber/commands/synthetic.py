@@ -9,10 +9,10 @@ import click
 from tqdm import tqdm
 
 from label_config.catalogue import load_catalogue
-from ml_backend.settings import settings_from
 from ml_backend.synthetic.config import SynthConfig
 from ml_backend.synthetic.section import MAX_SIZE, MIN_SIZE, generate_section
 from ml_backend.synthetic.writer import write_section
+from scraiber.settings import settings_from
 
 
 def _writable_dir(out: Path) -> Path:

@@ -2,7 +2,7 @@
 
 While ``scraiber up`` runs, ``<data dir>/stack.json`` names its Label Studio, its backend and
 the account file holding the API key, and the process that runs them. :class:`Settings`
-(``ml_backend.settings``) reads it when no Label Studio is configured: ``scraiber retrain``,
+(``scraiber.settings``) reads it when no Label Studio is configured: ``scraiber retrain``,
 ``report``, ``export``... started with the same data directory (by default ``.scraiber`` in
 the same folder) then talk to that Label Studio with that key, in demo mode, without any
 variable. A record whose process is gone (``up`` was killed) is ignored.

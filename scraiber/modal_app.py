@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 import modal
 
 if TYPE_CHECKING:
-    from active_learning.training import TrainConfig, TrainingResult
-    from ml_backend.settings import Settings
+    from active_learning.store import ArtefactStore
+    from active_learning.training import HarvestedSample, TrainConfig, TrainingResult, ValidationSample
+    from scraiber.settings import Settings
 
 APP_NAME = "scraiber-train"
 DEFAULT_GPU = "H100"  # any Modal GPU name: "A10G", "L40S", "A100-80GB", ...; SCRAIBER_MODAL_GPU chooses per run
@@ -62,7 +63,7 @@ TRAINING_PACKAGES = (
     "boto3>=1.34",
     "periodictable>=1.7",
 )
-ROOMS = ("label_config", "ml_backend", "active_learning")
+ROOMS = ("label_config", "ml_backend", "active_learning", "scraiber")
 MODELS_PREFIX = "models/modal"
 
 image = (
@@ -99,7 +100,7 @@ def train_remote(
     """
     from active_learning.store import open_store
     from active_learning.training import HarvestedSample, TrainConfig, ValidationSample, run_training
-    from ml_backend.settings import Settings
+    from scraiber.settings import Settings
 
     settings = Settings()  # the entry point of the remote process: environment from the Secrets
     store = open_store(settings.resolved_artefact_uri, settings)
@@ -201,3 +202,33 @@ def run_training_on_modal(
         promoted=summary["promoted"],
         promotion_reason=summary["promotion_reason"],
     )
+
+
+def modal_trainer(
+    config: TrainConfig,
+    settings: Settings,
+    *,
+    harvested: list[HarvestedSample],
+    validation_extra: list[ValidationSample],
+    store: ArtefactStore,
+    **_: Any,
+) -> Any:
+    """``run_training`` on a Modal GPU: the samples and the initial model travel through the S3 store."""
+    prefix = f"retrain/{time.strftime('%Y%m%d-%H%M%S')}"
+    train_keys = []
+    for i, sample in enumerate(harvested):
+        train_keys.append(f"{prefix}/train-{i:05d}.npz")
+        store.put_arrays(train_keys[-1], {"image": sample.image, "label": sample.label, "weight": sample.weight})
+    val_keys = []
+    for i, val_sample in enumerate(validation_extra):
+        val_keys.append(f"{prefix}/val-{i:05d}.npz")
+        store.put_arrays(val_keys[-1], {"image": val_sample.image, "label": val_sample.label})
+    init_key = None
+    if config.init_from:
+        init_key = f"{prefix}/init"
+        for name in ("weights.safetensors", "config.json"):
+            store.put_file(f"{init_key}/{name}", Path(config.init_from) / name)
+    return run_training_on_modal(
+        config.replace(init_from=None, checkpoint_dir=None), settings,
+        harvested=train_keys, validation=val_keys, init_key=init_key,
+    )  # fmt: skip

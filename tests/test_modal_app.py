@@ -12,14 +12,15 @@ import inspect
 import tomllib
 from pathlib import Path
 
+import grimp
 import modal
 import pytest
 from modal._utils.async_utils import synchronizer
 
-from active_learning import modal_app
 from active_learning.training import TrainConfig
+from scraiber import modal_app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +72,15 @@ def test_image_installs_the_pinned_cuda_torch_and_the_training_stack():
     ):
         assert package in pip[1], package
     raw = synchronizer._translate_in(modal_app.image)
-    assert raw._added_python_source_set == {"label_config", "ml_backend", "active_learning"}
+    assert raw._added_python_source_set == {"label_config", "ml_backend", "active_learning", "scraiber"}
+
+
+def test_the_remote_side_imports_only_the_sources_it_ships():
+    # the container has modal_app's own package and ROOMS, not tracking_analysis or benchmarks
+    graph = grimp.build_graph(*modal_app.ROOMS, "tracking_analysis", "benchmarks", cache_dir=None)
+    needed = graph.find_upstream_modules("scraiber.modal_app")
+    assert "scraiber.settings" in needed
+    assert {module.split(".")[0] for module in needed} <= set(modal_app.ROOMS)
 
 
 def test_image_pins_match_the_project():
@@ -90,7 +99,7 @@ def test_config_travels_as_a_dict():
 
 
 def test_local_side_refuses_a_local_artefact_store(tmp_path):
-    from ml_backend.settings import Settings
+    from scraiber.settings import Settings
 
     settings = Settings(artefact_uri=str(tmp_path / "artefacts"), data_dir=tmp_path)
     with pytest.raises(ValueError, match="SCRAIBER_ARTEFACT_URI=s3://"):

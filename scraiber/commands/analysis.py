@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from scraiber.settings import settings_from
+
 
 @click.command("report")
 @click.option("--project", "project_id", type=int, default=None, help="Label Studio project id (read live).")
@@ -110,7 +112,6 @@ def _snapshot(ctx: click.Context, project_id: int):
     from active_learning.pseudonyms import resolve_key
     from label_config import load_catalogue
     from ml_backend.label_studio import LabelStudioClient
-    from ml_backend.settings import settings_from
     from tracking_analysis.snapshot import capture
 
     settings = settings_from(ctx)
@@ -186,7 +187,6 @@ def export_command(ctx, project_id, snapshot_path, out, images_dir, image_url_te
                    creators, keywords, related, publisher, coco, crystals, with_model, make_zip):  # fmt: skip
     """Labels of a project as an open-data package: Frictionless, RO-Crate, DataCite, Zenodo and CFF metadata."""
     from label_config import load_catalogue
-    from ml_backend.settings import settings_from
     from tracking_analysis.dataset_metadata import Creator, RelatedIdentifier
     from tracking_analysis.export import ExportOptions, export_package
     from tracking_analysis.model_card import ModelLookup, export_model
@@ -236,7 +236,6 @@ def publish_command(ctx, package, zenodo, sandbox, do_publish):
     """Deposit an exported package on Zenodo: checks it, creates a draft, sets its metadata, uploads the archive."""
     import tempfile
 
-    from ml_backend.settings import settings_from
     from tracking_analysis.datapackage import validate_package
     from tracking_analysis.export import write_zip
     from tracking_analysis.zenodo import SANDBOX_API, ZENODO_API, ZenodoClient, deposit

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ml_backend.settings import Settings, settings_from
+from scraiber.settings import Settings, settings_from
 
 
 def _client(settings: Settings):

@@ -11,7 +11,7 @@ from active_learning.sections.stitch import SOURCES, Stitcher
 from label_config.catalogue import load_catalogue
 from ml_backend.label_studio import LabelStudioClient
 from ml_backend.mosaic.reader import MosaicReader
-from ml_backend.settings import Settings, settings_from
+from scraiber.settings import Settings, settings_from
 
 
 def _client(settings: Settings) -> LabelStudioClient:

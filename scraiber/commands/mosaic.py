@@ -12,8 +12,8 @@ from label_config.catalogue import load_catalogue
 from ml_backend.mosaic.reader import MosaicReader
 from ml_backend.mosaic.segment import SAMPLE_PIXELS, STREAM_ABOVE_PIXELS, segment_image, segment_mosaic, should_stream
 from ml_backend.mosaic.synthetic import write_synthetic_mosaic
-from ml_backend.settings import settings_from
 from ml_backend.synthetic import SynthConfig
+from scraiber.settings import settings_from
 
 
 @click.command("segment")

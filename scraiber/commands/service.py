@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ml_backend.settings import settings_from
+from scraiber.settings import settings_from
 
 
 @click.command("backend")

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from ml_backend.local_stack import STACK_FILE, LocalStack, running_stack
-from ml_backend.settings import Settings
+from scraiber.local_stack import STACK_FILE, LocalStack, running_stack
+from scraiber.settings import Settings
 
 
 @pytest.fixture

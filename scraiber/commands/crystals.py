@@ -16,7 +16,7 @@ from ml_backend.crystals.calibration import read_probe_points
 from ml_backend.crystals.config import CrystalConfig
 from ml_backend.crystals.report import write_report
 from ml_backend.masks import read_mask, sidecar_path
-from ml_backend.settings import settings_from
+from scraiber.settings import settings_from
 
 
 def parse_sizes(text: str) -> tuple[float, float]:

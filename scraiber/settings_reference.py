@@ -1,8 +1,8 @@
 """The settings reference (``docs/settings.md``), generated from the one settings object.
 
-    python -m ml_backend.settings_reference > docs/settings.md
+    python -m scraiber.settings_reference > docs/settings.md
 
-One row per field of :class:`ml_backend.settings.Settings`: its environment variable(s) (the
+One row per field of :class:`scraiber.settings.Settings`: its environment variable(s) (the
 field's ``validation_alias`` choices, first one preferred), its default and its ``description``.
 Variables that libraries read themselves, not the settings object, are a hand-written second table
 (:data:`LIBRARY_VARIABLES`). ``tests/test_deployment.py`` checks that ``docs/settings.md`` equals
@@ -18,9 +18,9 @@ from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from ml_backend.settings import Settings
+from scraiber.settings import Settings
 
-REGENERATE = "python -m ml_backend.settings_reference > docs/settings.md"
+REGENERATE = "python -m scraiber.settings_reference > docs/settings.md"
 
 # (variables, default, meaning): read by a library (MLflow), not by the settings object
 LIBRARY_VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -99,11 +99,11 @@ def _table(rows: list[tuple[str, str, str]] | tuple[tuple[str, str, str], ...]) 
 def settings_markdown() -> str:
     """The whole settings reference page as Markdown (``docs/settings.md``)."""
     lines = [
-        f"<!-- Generated from ml_backend/settings.py by `{REGENERATE}`; do not edit by hand. -->",
+        f"<!-- Generated from scraiber/settings.py by `{REGENERATE}`; do not edit by hand. -->",
         "",
         "# Settings reference",
         "",
-        "One settings object (`ml_backend/settings.py`: `Settings`) reads these environment variables, or a",
+        "One settings object (`scraiber/settings.py`: `Settings`) reads these environment variables, or a",
         "`.env` file in the working directory. Build it once at an entry point and pass it down; modules never",
         "read the environment themselves. Secrets are never logged. Where a variable has two names, the first",
         "name listed that is set wins. A default of — means unset: the meaning says what happens then.",

@@ -1,7 +1,9 @@
 """The one settings object of scrAiber, read from the environment (and ``.env``).
 
 Build it once at an entry point (``Settings()``) and pass it down; modules never read
-the environment themselves. Secrets are ``SecretStr`` and never printed.
+the environment themselves. The rooms never import this module: each states the fields it
+reads as a protocol in its ``settings_protocols.py``, and mypy checks that this object has
+them. Secrets are ``SecretStr`` and never printed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import click
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ml_backend.local_stack import running_stack
+from active_learning.settings_protocols import DEFAULT_CHAMPION_ALIAS, DEFAULT_MODEL_NAME
+from scraiber.local_stack import running_stack
 
 
 def _env(*names: str) -> AliasChoices:
@@ -22,7 +25,7 @@ def _env(*names: str) -> AliasChoices:
 
 class Settings(BaseSettings):
     """Every setting of scrAiber. ``docs/settings.md`` is generated from these fields (aliases, defaults,
-    descriptions) by ``python -m ml_backend.settings_reference``; every field needs a description."""
+    descriptions) by ``python -m scraiber.settings_reference``; every field needs a description."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
@@ -165,10 +168,10 @@ class Settings(BaseSettings):
         description="MLflow tracking (an `http://` MLflow server for a team); default: SQLite in the data dir",
     )
     model_name: str = Field(
-        "scraiber-minerals", validation_alias=_env("SCRAIBER_MODEL_NAME"), description="registered model name in MLflow"
+        DEFAULT_MODEL_NAME, validation_alias=_env("SCRAIBER_MODEL_NAME"), description="registered model name in MLflow"
     )
     champion_alias: str = Field(
-        "champion",
+        DEFAULT_CHAMPION_ALIAS,
         validation_alias=_env("SCRAIBER_CHAMPION_ALIAS"),
         description="alias of the model the backend serves",
     )
@@ -255,7 +258,7 @@ class Settings(BaseSettings):
     @classmethod
     def _local_stack(cls, values: dict) -> dict:
         """With no Label Studio configured, the one ``scraiber up`` runs on this data dir, in demo mode
-        (:mod:`ml_backend.local_stack`): commands run beside ``up`` need no variables."""
+        (:mod:`scraiber.local_stack`): commands run beside ``up`` need no variables."""
         if not isinstance(values, dict):
             return values
 

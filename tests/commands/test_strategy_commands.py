@@ -11,9 +11,9 @@ from PIL import Image
 
 from active_learning.strategies.store import ScoreStore
 from label_config.generate import CONFIG_DIR
-from ml_backend.settings import Settings
 from ml_backend.synthetic import generate_section
 from scraiber.cli import main
+from scraiber.settings import Settings
 
 pytestmark = pytest.mark.slow
 

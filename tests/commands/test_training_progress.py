@@ -9,7 +9,7 @@ from active_learning.event_log import EventLog
 from active_learning.retrain import CycleProgress
 from active_learning.training import run_training
 from active_learning.training_queue import TrainingQueue
-from scraiber.commands import progress_printer
+from scraiber.commands.service import progress_printer
 from scraiber.serve import status_counters
 from tests.active_learning.test_training import tiny
 
