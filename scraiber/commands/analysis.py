@@ -1,4 +1,4 @@
-"""``scraiber report`` (the tracking report, HTML or JSON) and ``scraiber export`` (open-data package)."""
+"""``scraiber report`` (the tracking report), ``export`` (open-data package) and ``publish`` (Zenodo)."""
 
 from __future__ import annotations
 

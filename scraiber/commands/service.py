@@ -1,4 +1,4 @@
-"""Commands of the active-learning room: ``scraiber backend`` and ``scraiber up``."""
+"""``scraiber backend``, ``scraiber up`` and ``scraiber retrain``: the backend, the local demo stack, one cycle now."""
 
 from __future__ import annotations
 
