@@ -249,6 +249,7 @@ def test_old_table_that_differs_stops_the_upgrade_and_changes_nothing(database_u
     assert sqlalchemy.inspect(engine).get_table_names() == ["events"]
 
 
+@pytest.mark.slow  # three interpreters wait 8 s for a common start
 def test_processes_starting_together_all_upgrade(database_url):
     start = time.time() + 8  # after every process has imported (a few seconds on a busy 2-core machine)
     script = (

@@ -36,6 +36,7 @@ def register_shipped_champion(settings: Settings) -> tuple[int, str]:
     return version, run.run_id
 
 
+@pytest.mark.slow  # registers and loads a model through MLflow
 def test_champion_loads_and_predicts_through_mlflows_own_api(
     backend: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ def _register(settings: Settings, scale: float, miou: float) -> int:
     return version
 
 
+@pytest.mark.slow  # serves the model from a registry
 def test_without_champion_the_shipped_model_is_served(settings):
     served = ServedModel(load_catalogue(), lambda: ModelRegistry.from_settings(settings), settings.model_name)
     assert served().version.startswith("fcn-")
@@ -101,6 +102,7 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_fallback_served_and_is_retr
     assert served().version.startswith("fcn-") and registry.downloads == 2
 
 
+@pytest.mark.slow  # registers a champion and serves it
 def test_backend_reports_the_champion_version_to_label_studio(tmp_path):
     settings = Settings(SCRAIBER_DATA_DIR=tmp_path, SCRAIBER_DEMO=True, SCRAIBER_MODEL_POLL_SECONDS=0)
     services = build_services(settings)

@@ -58,6 +58,7 @@ def test_a_killed_worker_is_restarted_at_once(supervise):
     assert time.monotonic() - killed < 2.0 and supervisor.restarts == 1
 
 
+@pytest.mark.slow  # watches restarts for 6 s
 def test_a_crashing_worker_is_restarted_with_back_off(supervise):
     supervisor = supervise(WorkerSupervisor(_crasher, max_backoff=2.0))
     time.sleep(6.0)
