@@ -2,7 +2,7 @@
 
 The settings object lives in the composition room (``scraiber.settings.Settings``) and has
 these fields; functions here take anything that has them, so this room never imports the
-room above it. Kept free of heavy imports: ``python -m active_learning.training`` uses it
+room above it. Kept free of heavy imports: ``python -m scraiber.commands.training`` uses it
 without MLflow.
 """
 

@@ -1,6 +1,6 @@
 """The training entry point shared by every way of running it: ``run_training(config, settings)``.
 
-``scraiber train`` (local), ``python -m active_learning.training`` (no MLflow, light
+``scraiber train`` (local), ``python -m scraiber.commands.training`` (no MLflow, light
 imports) and the Modal function all call :func:`run_training`. MLflow is imported only
 when the run is registered.
 """

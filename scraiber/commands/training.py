@@ -1,14 +1,35 @@
-"""``scraiber train``: train the FCN locally (or on Modal) and register it in MLflow."""
+"""``scraiber train``: train the FCN locally (or on Modal) and register it in MLflow.
+
+On a bare GPU machine, ``python -m scraiber.commands.training --no-register`` runs the same
+command with only the training stack installed (no Label Studio, MLflow or pydantic): the
+settings are read only to register or to train on Modal.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from active_learning.training.config import TrainConfig
-from scraiber.settings import settings_from
+
+if TYPE_CHECKING:
+    from scraiber.settings import Settings
+
+
+def _settings(ctx: click.Context, needed: bool) -> Settings | None:
+    """The invocation's settings; None on a bare machine without pydantic-settings where none are needed."""
+    try:
+        from scraiber.settings import settings_from
+    except ImportError as exc:
+        if needed:
+            raise click.ClickException(
+                f"registering or --on modal needs the full installation ({exc}); or use --no-register"
+            ) from None
+        return None
+    return settings_from(ctx)
 
 
 @click.command("train")
@@ -62,10 +83,11 @@ def train_command(ctx: click.Context, config_file: Path | None, steps: int | Non
     config = config.replace(**changes)
     if hold_out:
         config = config.without_families(hold_out)
-    settings = settings_from(ctx)
+    settings = _settings(ctx, needed=register or where == "modal")
     if where == "modal":
         from scraiber.modal_app import run_training_on_modal  # declares the Modal app: only when asked for
 
+        assert settings is not None  # needed, so read
         result = run_training_on_modal(config, settings)
     else:
         result = run_training(config, settings, out=out, register=register, progress=not quiet)
@@ -76,3 +98,7 @@ def train_command(ctx: click.Context, config_file: Path | None, steps: int | Non
     click.echo(f"validation mIoU {result.val_miou:.4f} ({iou}); set {result.val_fingerprint[:12]}")
     if result.model_version is not None:
         click.echo(f"MLflow run {result.run_id}, model version {result.model_version}: {result.promotion_reason}")
+
+
+if __name__ == "__main__":
+    train_command(prog_name="python -m scraiber.commands.training")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -296,3 +298,25 @@ def test_training_picks_checkpoints_on_the_expert_score(tmp_path):
     assert result.val_miou == pytest.approx(expert_only.expert_miou, abs=1e-6)
     assert result.val_synthetic_miou == pytest.approx(synthetic.score, abs=1e-6)
     assert [v["miou"] for v in result.validations] != [v["synthetic_miou"] for v in result.validations]
+
+
+def test_bare_machine_trains_without_pydantic_mlflow_or_label_studio(tmp_path):
+    # python -m scraiber.commands.training on a GPU box with only the training stack installed
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({k: v for k, v in tiny(tmp_path).to_dict().items() if k != "synth"}))
+    args = ["--config", str(config), "--steps", "2", "--no-register", "--out", str(tmp_path / "m"), "--quiet"]
+    script = (
+        "import runpy, sys\n"
+        "for name in ('pydantic', 'pydantic_settings', 'mlflow', 'label_studio_sdk'):\n"
+        "    sys.modules[name] = None  # importing any of them now raises ImportError\n"
+        "sys.argv = ['training'] + sys.argv[1:]\n"
+        "runpy.run_module('scraiber.commands.training', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "validation mIoU" in done.stdout
+    assert (tmp_path / "m" / "minerals-fpn-mobilenet_v2.json").is_file()
+    register = [arg if arg != "--no-register" else "--register" for arg in args]
+    refused = subprocess.run([sys.executable, "-c", script, *register], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "registering or --on modal needs the full installation" in refused.stderr
