@@ -2,7 +2,7 @@
 
 Leave-one-family-out over the generator families (:mod:`ml_backend.synthetic.families`):
 for each family, an FCN trained on all the *other* families (``--models DIR/lofo-FAMILY``,
-trained with ``python -m active_learning.training --config
+trained with ``python -m scraiber.commands.training --config
 active_learning/training/minerals-families.toml --hold-out FAMILY``: stage 1 fine-tuned on the
 other families) is measured on test fields of the family left out, as is
 
@@ -15,6 +15,12 @@ other families) is measured on test fields of the family left out, as is
 
 Test fields are seeds ``TEST_SEED_START + i``; corrected tiles are seeds
 ``TEST_SEED_START + 1000 + j``: never drawn in training, never the same as the test fields.
+Every field has its own detector response, so this loop learns a *family* across microscopes.
+
+The loop is also measured the way a project meets it (``--sections``): one section of 4 x 4
+tiles (seeds ``TEST_SEED_START + 2000 + s``), imaged once, its tiles in a seeded random
+order; the expert corrects the first ``k`` tiles and the learner is measured on the last
+:data:`OPEN_TILES`, which it never saw (one learner per section, as one per project).
 The real TESCAN field has no mineral map: its row is the share of pixels on which the
 prediction's dark/bright split agrees with Otsu's threshold (two phases).
 """
@@ -47,6 +53,9 @@ from ml_backend.segmenters.fast_learner import (
 from ml_backend.synthetic.families import TEST_SEED_START, family_names, generate_field
 
 CORRECTED_SEED_OFFSET = 1000
+SECTION_SEED_OFFSET = 2000
+SECTION_SIDE = 4  # tiles per side of a section
+OPEN_TILES = 8  # tiles of a section the learner is measured on
 REAL_FIELD = Path(__file__).resolve().parents[1] / "ml_backend" / "demo" / "real" / "tescan-tima-field1-bse.png"
 
 
@@ -75,7 +84,7 @@ def lofo_model(models: Path, family: str) -> Path:
     path = models / f"lofo-{family}" / "minerals-unet-mobilenet_v2.safetensors"
     if not path.is_file():
         raise ValueError(
-            f"no leave-one-family-out model for {family!r} at {path}; train it with: python -m active_learning.training "
+            f"no leave-one-family-out model for {family!r} at {path}; train it with: python -m scraiber.commands.training "
             f"--config active_learning/training/minerals-families.toml --hold-out {family} --no-register --out {path.parent}"
         )
     return path
@@ -112,6 +121,49 @@ def loop_rows(
         timing = {"features_s_per_mpix": features_per_mpix, "forest_s_per_mpix": forest_per_mpix}
         rows.append(Row(family, f"FCN + fast learner, {k} tiles", matrix, seconds=fit, extra=timing))
     return rows
+
+
+def section_tiles(family: str, tile: int, seed: int, catalogue: Catalogue) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, classes) of the tiles of one section of ``family``, in a random order drawn from ``seed``."""
+    section = generate_field(family, SECTION_SIDE * tile, seed, catalogue)
+    corners = [(r, c) for r in range(0, SECTION_SIDE * tile, tile) for c in range(0, SECTION_SIDE * tile, tile)]
+    order = np.random.default_rng(seed).permutation(len(corners))
+    return [(section.image[r : r + tile, c : c + tile], section.classes[r : r + tile, c : c + tile])
+            for r, c in (corners[i] for i in order)]  # fmt: skip
+
+
+def section_loop_rows(
+    family: str, base: FCNSegmenter, seeds: list[int], ks: list[int], catalogue: Catalogue, tile: int
+) -> list[Row]:
+    """The loop within one section: ``k`` corrected tiles, measured on the section's open tiles.
+
+    Raises:
+        ValueError: if ``k`` exceeds the tiles left besides the open ones.
+    """
+    if max(ks) > SECTION_SIDE**2 - OPEN_TILES:
+        raise ValueError(f"a section has {SECTION_SIDE**2 - OPEN_TILES} tiles to correct, --loop asks {max(ks)}")
+    config = FastLearnerConfig()
+    n = len(catalogue)
+    matrices: dict[int, Any] = dict.fromkeys(ks, 0)
+    fits: dict[int, list[float]] = {k: [] for k in ks}
+    for seed in seeds:
+        tiles = section_tiles(family, tile, seed, catalogue)
+        features = [learner_features(image, base, config) for image, _ in tiles]
+        open_tiles = range(len(tiles) - OPEN_TILES, len(tiles))
+        rng = np.random.default_rng(0)
+        parts = [sample_pixels(features[i][1], tiles[i][1], np.ones(tiles[i][1].shape, np.float32), rng,
+                               config.per_class) for i in range(max(ks))]  # fmt: skip
+        for k in ks:
+            if k == 0:
+                predicted = [features[i][0].argmax(0) for i in open_tiles]
+            else:
+                started = time.perf_counter()
+                classifier = PixelClassifier.fit(PixelSamples.concat(parts[:k]), n, config)
+                fits[k].append(time.perf_counter() - started)
+                predicted = [classifier.predict_proba(features[i][1]).argmax(0) for i in open_tiles]
+            matrices[k] = matrices[k] + sum(confusion_matrix(tiles[i][1], p, n) for i, p in zip(open_tiles, predicted))
+    return [Row(family, "one section: FCN zero-shot" if k == 0 else f"one section: FCN + fast learner, {k} tiles",
+                matrices[k], seconds=float(np.mean(fits[k])) if fits[k] else math.nan) for k in ks]  # fmt: skip
 
 
 def unsupervised_rows(family: str, tests: list, catalogue: Catalogue) -> list[Row]:
@@ -178,11 +230,13 @@ def format_table(rows: list[Row], names: list[str]) -> str:
 @click.option(
     "--loop", "loop", default="0,2,4,8", show_default=True, help="Corrected tiles the fast learner is taught."
 )
+@click.option("--sections", type=int, default=2, show_default=True,
+              help="Sections per family for the loop within one section (0: skip).")  # fmt: skip
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON."
 )
 def domain_shift_bench(models: Path, base: Path | None, families: tuple[str, ...], fields: int, size: int, loop: str,
-                       json_out: Path | None) -> None:  # fmt: skip
+                       sections: int, json_out: Path | None) -> None:  # fmt: skip
     """Leave-one-family-out: FCN, fast-learner loop, unsupervised and grey GMM on each held-out family."""
     catalogue = load_catalogue()
     names = list(catalogue.names)
@@ -197,12 +251,17 @@ def domain_shift_bench(models: Path, base: Path | None, families: tuple[str, ...
         corrected = [generate_field(family, size, TEST_SEED_START + CORRECTED_SEED_OFFSET + j, catalogue)
                      for j in range(max(ks))]  # fmt: skip
         rows += loop_rows(family, held_out, tests, corrected, ks, catalogue)
+        if sections > 0:
+            seeds = [TEST_SEED_START + SECTION_SEED_OFFSET + s for s in range(sections)]
+            rows += section_loop_rows(family, held_out, seeds, ks, catalogue, size)
         rows += unsupervised_rows(family, tests, catalogue)
         rows.append(Row(family, "shipped FCN (saw this family)",
                         sum(confusion_matrix(f.classes, shipped.segment(f.image), len(names)) for f in tests)))  # fmt: skip
         click.echo(f"{family}: {time.perf_counter() - started:.0f} s", err=True)
     click.echo(f"Test fields: {fields} x {size} px per family, seeds {TEST_SEED_START}+i; corrected tiles seeds "
-               f"{TEST_SEED_START + CORRECTED_SEED_OFFSET}+j; held-out FCN: {base if base is not None else models}")  # fmt: skip
+               f"{TEST_SEED_START + CORRECTED_SEED_OFFSET}+j; sections: {sections} of {SECTION_SIDE} x {SECTION_SIDE} "
+               f"tiles, seeds {TEST_SEED_START + SECTION_SEED_OFFSET}+s, measured on {OPEN_TILES} open tiles each; "
+               f"held-out FCN: {base if base is not None else models}")  # fmt: skip
     click.echo(format_table(rows, names))
     for row in rows:
         if row.extra:
