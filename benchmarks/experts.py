@@ -1,6 +1,6 @@
 """Simulated experts that are not the learner's mirror: how people really correct a mineral mask.
 
-The old simulated expert (``active_learning/simulated_expert.py``, kept for ``scraiber simulate``)
+The first simulated expert (``benchmarks/simulated_expert.py``, which ``scraiber simulate`` plays)
 leaves its errors exactly where the hand-set confidence model expects none: within 2 px of true
 boundaries and in regions under 16 px. These experts err the way petrologists do, with
 parameters the learner and the calibration never see:

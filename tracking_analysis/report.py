@@ -24,7 +24,6 @@ from markupsafe import Markup
 
 from active_learning.corrections import ConfidenceModel
 from active_learning.harvest_log import LABEL
-from active_learning.simulated_expert import TruthLookup
 from tracking_analysis import plots
 from tracking_analysis.agreement import agreement, agreement_by_class, latest_maps, mean_agreement
 from tracking_analysis.frame import annotation_frame, class_frame
@@ -36,6 +35,7 @@ from tracking_analysis.questionnaire import summary as questionnaire_summary
 from tracking_analysis.records import Harvested, harvest_snapshot, records_of
 from tracking_analysis.sessions import DEFAULT_GAP_SECONDS, assign_sessions, session_table
 from tracking_analysis.snapshot import Snapshot
+from tracking_analysis.truth import TruthLookup
 
 FORMAT, VERSION = "scraiber-tracking-report", 1
 

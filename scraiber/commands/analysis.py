@@ -70,9 +70,9 @@ def report_command(
 ):
     """Indicators of how experts worked on a project: acceptance, edits, time, skips, confusions,
     agreement, implicit-label quality, questionnaire; LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY."""
-    from active_learning.simulated_expert import TruthLookup
     from tracking_analysis.learning_curve import read_learning_curve
     from tracking_analysis.report import build_report, render_html, to_json
+    from tracking_analysis.truth import TruthLookup
 
     if (project_id is None) == (snapshot_path is None):
         raise ValueError("give either --project ID (read Label Studio) or --snapshot FILE")

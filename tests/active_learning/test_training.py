@@ -300,6 +300,7 @@ def test_training_picks_checkpoints_on_the_expert_score(tmp_path):
     assert [v["miou"] for v in result.validations] != [v["synthetic_miou"] for v in result.validations]
 
 
+@pytest.mark.slow  # two interpreters import torch and train
 def test_bare_machine_trains_without_pydantic_mlflow_or_label_studio(tmp_path):
     # python -m scraiber.commands.training on a GPU box with only the training stack installed
     config = tmp_path / "tiny.json"

@@ -36,7 +36,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from active_learning.simulated_expert import ExpertConfig, SimulatedExpert, TruthLookup
+from benchmarks.simulated_expert import ExpertConfig, SimulatedExpert
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
 from ml_backend.label_map import control_target
@@ -47,6 +47,7 @@ from ml_backend.synthetic import generate_section
 from ml_backend.uncertainty import task_score
 from scraiber.stack import bootstrap_questionnaire
 from tracking_analysis.snapshot import Snapshot, capture
+from tracking_analysis.truth import TruthLookup
 
 DATA = Path(__file__).resolve().parent / "data"
 SEEDS = (301, 302, 303, 304)

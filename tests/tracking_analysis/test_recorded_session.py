@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from active_learning.harvest import Harvester
 from active_learning.harvest_log import LABEL, SKIP, HarvestLog
 from active_learning.pseudonyms import pseudonym
-from active_learning.simulated_expert import TruthLookup
 from active_learning.store import LocalArtefactStore
 from label_config import load_catalogue
 from label_config.generate import CONFIG_DIR
@@ -28,6 +27,7 @@ from tracking_analysis.datapackage import read_labels, validate_package
 from tracking_analysis.records import harvest_snapshot, records_of
 from tracking_analysis.report import build_report
 from tracking_analysis.snapshot import QUESTIONNAIRE_PROJECT, Snapshot
+from tracking_analysis.truth import TruthLookup
 
 A, B = "u-55102114d772a6ae", "u-358a221f4caa6386"  # pseudonyms of the two accounts under PSEUDONYM_KEY
 PX = 256 * 256

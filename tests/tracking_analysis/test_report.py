@@ -9,13 +9,13 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
-from active_learning.simulated_expert import TruthLookup
 from scraiber.cli import main
 from tests.fixtures.browser import screenshot
 from tests.tracking_analysis.record_session import DATA
 from tracking_analysis.learning_curve import read_learning_curve
 from tracking_analysis.report import build_report, render_html, to_json
 from tracking_analysis.snapshot import Snapshot
+from tracking_analysis.truth import TruthLookup
 
 SECTIONS = [
     "Summary",

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from active_learning.simulated_expert import (
+from benchmarks.simulated_expert import (
     ExpertConfig,
     SimulatedExpert,
-    TruthLookup,
     correct,
     mean_iou,
 )
@@ -22,6 +21,7 @@ from ml_backend.label_map import control_target
 from ml_backend.predictor import brush_results
 from ml_backend.regions import regions_to_class_map
 from ml_backend.synthetic import generate_section, write_section
+from tracking_analysis.truth import TruthLookup
 
 CATALOGUE = load_catalogue()
 NO_NOISE = dict(time_noise=0.0, overhead_seconds=10.0, seconds_per_region=2.0, seconds_per_kpx=1000.0)

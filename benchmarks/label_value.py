@@ -3,7 +3,7 @@
 The budget is counted twice over: the same tiles (``n_labelled_tiles``, taken in the order
 they were labelled) and the same time per tile. Implicit tiles are an annotator's harvested
 corrections, weighted by their confidence; each explicit tile is what the simulated expert
-(:func:`active_learning.simulated_expert.correct` in ``explicit`` mode) paints from scratch
+(:func:`benchmarks.simulated_expert.correct` in ``explicit`` mode) paints from scratch
 on the same image, towards the ground truth, in the seconds the correction took (weight 1 on
 painted pixels). :func:`learning_curve` trains a model per (kind, budget) with
 :func:`active_learning.training.run_training` on those labels only (``harvest_ratio=1``) and
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from active_learning.harvest_log import LABEL
-from active_learning.simulated_expert import ExpertConfig, correct
 from active_learning.training import HarvestedSample, TrainConfig, TrainingResult, run_training
+from benchmarks.simulated_expert import ExpertConfig, correct
 from label_config.catalogue import IGNORE_INDEX
 from tracking_analysis.records import Harvested
 

@@ -7,10 +7,11 @@ from dataclasses import asdict
 
 import click
 
-from active_learning.simulated_expert import MODES, ExpertConfig, SimulatedExpert, TruthLookup
+from benchmarks.simulated_expert import MODES, ExpertConfig, SimulatedExpert
 from label_config import load_catalogue
 from ml_backend.label_studio import LabelStudioClient
 from scraiber.settings import settings_from
+from tracking_analysis.truth import TruthLookup
 
 
 @click.command("simulate")

@@ -7,13 +7,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from active_learning.simulated_expert import ExpertConfig, TruthLookup
 from active_learning.training import TrainConfig
+from benchmarks.label_value import explicit_tiles, implicit_tiles, learning_curve
+from benchmarks.simulated_expert import ExpertConfig
 from tests.tracking_analysis.record_session import DATA
-from tracking_analysis.label_value import explicit_tiles, implicit_tiles, learning_curve
 from tracking_analysis.learning_curve import validate
 from tracking_analysis.records import harvest_snapshot
 from tracking_analysis.snapshot import Snapshot
+from tracking_analysis.truth import TruthLookup
 
 A = "u-55102114d772a6ae"
 

@@ -21,7 +21,7 @@ of the prediction it started from), so harvesting can diff it against that predi
 (largest true region first, same time model, no ``parent_prediction``): explicit labels for
 comparison experiments.
 
-Ground truth (:class:`TruthLookup`): a folder of ``{key}_classes.png`` class-index masks as
+Ground truth (:class:`tracking_analysis.truth.TruthLookup`): a folder of ``{key}_classes.png`` class-index masks as
 written by ``ml_backend.synthetic.write_section`` (or ``scraiber synth``). A task's key is
 ``data.truth`` if present, else the entry for its id or image file name in an optional JSON
 mapping file, else the stem of its image file name (without Label Studio's 8-hex upload
@@ -31,28 +31,24 @@ submissions.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from label_config import Catalogue, load_catalogue
 from label_config.catalogue import IGNORE_INDEX
 from ml_backend.label_map import control_target
 from ml_backend.label_studio import LabelStudioClient
+from ml_backend.metrics import confusion_matrix, iou_per_class
 from ml_backend.regions import class_map_to_regions, regions_to_class_map
+from tracking_analysis.truth import TruthLookup
 
 log = logging.getLogger(__name__)
 
 MODES = ("correct", "explicit")
-_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 
 
 @dataclass(frozen=True)
@@ -156,83 +152,14 @@ class Submission:
     iou_after: float | None
 
 
-class TruthLookup:
-    """Ground-truth class maps of tasks, from a folder of ``{key}_classes.png`` files.
-
-    Args:
-        folder: Where the masks are.
-        mapping: Optional JSON file ``{task id or image file name: key or file name}``.
-
-    Raises:
-        OSError: if the folder or mapping file cannot be read.
-    """
-
-    def __init__(self, folder: str | Path, mapping: str | Path | None = None) -> None:
-        self.folder = Path(folder).resolve()
-        if not self.folder.is_dir():
-            raise OSError(f"ground-truth folder {folder} does not exist")
-        self.mapping: dict[str, str] = {}
-        if mapping is not None:
-            try:
-                raw = json.loads(Path(mapping).read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise OSError(f"ground-truth mapping {mapping} is not valid JSON ({exc})") from None
-            if not isinstance(raw, dict):
-                raise OSError(f"ground-truth mapping {mapping} must be a JSON object of key -> truth")
-            self.mapping = {str(k): str(v) for k, v in raw.items()}
-
-    def key(self, task: dict[str, Any], value_key: str = "image") -> str:
-        """The truth key of a task (see the module docstring for the order of lookups)."""
-        data = task.get("data") or {}
-        if data.get("truth"):
-            return str(data["truth"])
-        name = _file_name(str(data.get(value_key, "")))
-        for candidate in (str(task.get("id")), name):
-            if candidate in self.mapping:
-                return self.mapping[candidate]
-        return _UPLOAD_PREFIX.sub("", PurePosixPath(name).stem)
-
-    def has(self, task: dict[str, Any], value_key: str = "image") -> bool:
-        """Whether the folder holds the task's mask (e.g. not for a real field among synthetic ones)."""
-        key = self.key(task, value_key)
-        path = (self.folder / (key if key.endswith(".png") else f"{key}_classes.png")).resolve()
-        return self.folder in path.parents and path.is_file()
-
-    def classes(self, task: dict[str, Any], value_key: str = "image") -> np.ndarray:
-        """The task's (H, W) uint8 class-index mask.
-
-        Raises:
-            OSError: if the mask is missing, unreadable, or the key points outside the folder.
-        """
-        key = self.key(task, value_key)
-        name = key if key.endswith(".png") else f"{key}_classes.png"
-        path = (self.folder / name).resolve()
-        if self.folder not in path.parents:
-            raise OSError(f"ground-truth key {key!r} of task {task.get('id')} points outside {self.folder}")
-        if not path.is_file():
-            raise OSError(f"no ground truth for task {task.get('id')}: {path} does not exist")
-        with Image.open(path) as image:
-            mask = np.asarray(image)
-        if mask.ndim != 2:
-            raise OSError(f"ground truth {path} is not a single-channel class-index image")
-        return mask.astype(np.uint8)
-
-
-def _file_name(url: str) -> str:
-    parts = urlsplit(url)
-    query = parse_qs(parts.query).get("d")  # local-files: /data/local-files/?d=path
-    return PurePosixPath(unquote(query[0] if query else parts.path)).name
-
-
 def mean_iou(classes: np.ndarray, truth: np.ndarray) -> float:
-    """Mean IoU over the classes present in ``truth``."""
-    values = []
-    for k in np.unique(truth):
-        if k == IGNORE_INDEX:
-            continue
-        union = np.logical_or(classes == k, truth == k).sum()
-        values.append(np.logical_and(classes == k, truth == k).sum() / union)
-    return float(np.mean(values))
+    """Mean IoU over the classes present in ``truth``; an unlabelled pixel (``IGNORE_INDEX``) of ``classes``
+    counts as wrong, one of ``truth`` is skipped (:func:`ml_backend.metrics.confusion_matrix`)."""
+    labelled = np.concatenate([classes[classes != IGNORE_INDEX], truth[truth != IGNORE_INDEX]])
+    unlabelled = int(labelled.max(initial=0)) + 1  # a column of its own for unlabelled predictions
+    predicted = np.where(classes == IGNORE_INDEX, unlabelled, classes)
+    iou = iou_per_class(confusion_matrix(truth, predicted, unlabelled + 1))
+    return float(np.mean(iou[np.unique(truth[truth != IGNORE_INDEX])]))
 
 
 def _regions(todo: np.ndarray, truth: np.ndarray, min_region: int) -> list[tuple[int, np.ndarray]]:
