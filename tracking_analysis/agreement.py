@@ -16,6 +16,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from ml_backend.metrics import confusion_matrix
+
 
 def pair_agreement(a: np.ndarray, b: np.ndarray, names: Sequence[str]) -> list[dict]:
     """Per class ``{"class", "intersection", "union", "iou"}`` of two class maps (classes with a union only).
@@ -25,14 +27,13 @@ def pair_agreement(a: np.ndarray, b: np.ndarray, names: Sequence[str]) -> list[d
     """
     if a.shape != b.shape:
         raise ValueError(f"class maps of shape {a.shape} and {b.shape} cannot be compared")
-    rows = []
-    for index, name in enumerate(names):
-        in_a, in_b = a == index, b == index
-        union = int(np.logical_or(in_a, in_b).sum())
-        if union:
-            intersection = int(np.logical_and(in_a, in_b).sum())
-            rows.append({"class": name, "intersection": intersection, "union": union, "iou": intersection / union})
-    return rows
+    n = len(names)
+    unpainted = n  # a class of its own, so a pixel one of them left unpainted counts against the other's class
+    confusion = confusion_matrix(np.where(a < n, a, unpainted), np.where(b < n, b, unpainted), n + 1)
+    intersection = np.diag(confusion)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - intersection
+    return [{"class": name, "intersection": int(intersection[k]), "union": int(union[k]),
+             "iou": int(intersection[k]) / int(union[k])} for k, name in enumerate(names) if union[k]]  # fmt: skip
 
 
 def agreement(maps: Mapping[int, Mapping[str, np.ndarray]], names: Sequence[str]) -> pd.DataFrame:
