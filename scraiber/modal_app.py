@@ -63,14 +63,15 @@ TRAINING_PACKAGES = (
     "boto3>=1.34",
     "periodictable>=1.7",
 )
-ROOMS = ("label_config", "ml_backend", "active_learning", "scraiber")
+#: Packages the image carries: the three rooms training uses and the composition package (its settings).
+SOURCES = ("label_config", "ml_backend", "active_learning", "scraiber")
 MODELS_PREFIX = "models/modal"
 
 image = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .pip_install(*TORCH_PACKAGES, index_url=TORCH_INDEX_URL)
     .pip_install(*TRAINING_PACKAGES)
-    .add_local_python_source(*ROOMS, ignore=["**/*.pyc", "**/demo/**"])  # .py and package data (catalogue TOML)
+    .add_local_python_source(*SOURCES, ignore=["**/*.pyc", "**/demo/**"])  # .py and package data (catalogue TOML)
 )
 app = modal.App(APP_NAME, image=image)
 

@@ -76,11 +76,11 @@ def test_image_installs_the_pinned_cuda_torch_and_the_training_stack():
 
 
 def test_the_remote_side_imports_only_the_sources_it_ships():
-    # the container has modal_app's own package and ROOMS, not tracking_analysis or benchmarks
-    graph = grimp.build_graph(*modal_app.ROOMS, "tracking_analysis", "benchmarks", cache_dir=None)
+    # the container holds SOURCES only: not tracking_analysis, not benchmarks
+    graph = grimp.build_graph(*modal_app.SOURCES, "tracking_analysis", "benchmarks", cache_dir=None)
     needed = graph.find_upstream_modules("scraiber.modal_app")
     assert "scraiber.settings" in needed
-    assert {module.split(".")[0] for module in needed} <= set(modal_app.ROOMS)
+    assert {module.split(".")[0] for module in needed} <= set(modal_app.SOURCES)
 
 
 def test_image_pins_match_the_project():
