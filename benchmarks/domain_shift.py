@@ -51,6 +51,7 @@ from ml_backend.segmenters.fast_learner import (
     sample_pixels,
 )
 from ml_backend.synthetic.families import TEST_SEED_START, family_names, generate_field
+from ml_backend.tiling import tile_windows
 
 CORRECTED_SEED_OFFSET = 1000
 SECTION_SEED_OFFSET = 2000
@@ -126,10 +127,9 @@ def loop_rows(
 def section_tiles(family: str, tile: int, seed: int, catalogue: Catalogue) -> list[tuple[np.ndarray, np.ndarray]]:
     """(image, classes) of the tiles of one section of ``family``, in a random order drawn from ``seed``."""
     section = generate_field(family, SECTION_SIDE * tile, seed, catalogue)
-    corners = [(r, c) for r in range(0, SECTION_SIDE * tile, tile) for c in range(0, SECTION_SIDE * tile, tile)]
-    order = np.random.default_rng(seed).permutation(len(corners))
-    return [(section.image[r : r + tile, c : c + tile], section.classes[r : r + tile, c : c + tile])
-            for r, c in (corners[i] for i in order)]  # fmt: skip
+    windows = tile_windows(section.image.shape, tile, 0)
+    order = np.random.default_rng(seed).permutation(len(windows))
+    return [(section.image[windows[i].slices], section.classes[windows[i].slices]) for i in order]
 
 
 def section_loop_rows(
